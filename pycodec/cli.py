@@ -1,0 +1,390 @@
+"""Command line: ``pycodec extract | info | show``; bad input gives one stderr line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import pycodec
+from pycodec import store
+
+PROG = "pycodec"
+SUPPORTED_CODECS = ("h264",)
+# Used only while pycodec.FIELD_GROUPS is not available (the reader module not built yet).
+DEFAULT_GROUPS = (
+    "frame",
+    "decoded",
+    "prediction",
+    "residual",
+    "recon",
+    "coeffs",
+    "levels",
+    "qstep",
+    "block",
+    "h264",
+)
+FLAG_NAMES = ("CORRUPT", "INCOMPLETE", "UNSUPPORTED", "LOSSLESS", "PCM", "NO_EXPORT")
+
+
+class CliError(Exception):
+    """A user-facing failure; the message is one line "<path>: <what is wrong>; <what to do>"."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors become one-line CliErrors instead of usage dumps."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{message}; see `{self.prog} --help`")
+
+
+# ---------------------------------------------------------------------- argument parsing
+
+
+def field_groups() -> tuple[str, ...]:
+    """Known field group names (from the reader when available)."""
+    groups = getattr(pycodec, "FIELD_GROUPS", None)
+    return tuple(groups) if groups else DEFAULT_GROUPS
+
+
+def parse_fields(text: str | None) -> list[str]:
+    """Parse ``--fields`` ("block,frame", "all"); 'frame' is always included. Raises CliError."""
+    known = field_groups()
+    if text is None or text.strip().lower() == "all":
+        return list(known)
+    names = [t.strip() for t in text.split(",")]
+    if not any(names):
+        raise CliError(f"--fields: empty list; give groups such as block,frame (known: {', '.join(known)})")
+    if "" in names:
+        raise CliError(
+            f"--fields: empty group name in {text!r}; separate groups by single commas, e.g. block,frame"
+        )
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise CliError(
+            f"--fields: unknown group {bad[0]!r}; choose from {', '.join(known)} (comma-separated) or all"
+        )
+    out = ["frame"] + [n for n in known if n in names and n != "frame"]
+    return out
+
+
+def parse_frames(text: str | None) -> slice | None:
+    """Parse ``--frames`` "A:B" (half-open display range; A or B may be left out) or "N". Raises CliError."""
+    if text is None:
+        return None
+    hint = "use A:B with 0 <= A < B, e.g. 0:100, 10: or :50"
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            a = int(parts[0])
+            b: int | None = a + 1
+        elif len(parts) == 2:
+            a = int(parts[0]) if parts[0].strip() else 0
+            b = int(parts[1]) if parts[1].strip() else None
+        else:
+            raise ValueError
+    except ValueError:
+        raise CliError(f"--frames: {text!r} is not a frame range; {hint}") from None
+    if a < 0 or (b is not None and b < 0):
+        raise CliError(f"--frames: {text!r} has a negative index; {hint}")
+    if b is not None and b <= a:
+        raise CliError(f"--frames: {text!r} is empty (B <= A); {hint}")
+    return slice(a, b)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with the extract, info and show subcommands."""
+    p = _Parser(prog=PROG, description="Extract codec internals of H.264 video into HDF5 (schema pycodec/1).")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    e = sub.add_parser("extract", help="decode a video and write its internals to HDF5")
+    e.add_argument("input", metavar="IN", help="input video (H.264 in mp4/mkv/avi/ts or raw .h264)")
+    e.add_argument("output", metavar="OUT.h5", help="HDF5 file to write")
+    e.add_argument(
+        "--fields",
+        metavar="GROUPS",
+        help=f"comma-separated groups (default all): {', '.join(field_groups())}",
+    )
+    e.add_argument("--frames", metavar="A:B", help="display-order range [A, B) to extract (default all)")
+    e.add_argument(
+        "--compression",
+        choices=store.COMPRESSIONS,
+        default="lzf",
+        help="dataset compression (default lzf; under lzf the picture planes decoded/prediction/recon "
+        "are stored unfiltered, for speed)",
+    )
+    e.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
+    e.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    e.set_defaults(func=cmd_extract)
+    i = sub.add_parser("info", help="print stream information")
+    i.add_argument("input", metavar="IN")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=cmd_info)
+    s = sub.add_parser("show", help="draw one frame of an extracted file to PNG")
+    s.add_argument("h5", metavar="OUT.h5")
+    s.add_argument("--frame", type=int, default=0, metavar="N", help="frame index in the file (default 0)")
+    s.add_argument("-o", "--output", required=True, metavar="out.png", help="PNG to write")
+    s.set_defaults(func=cmd_show)
+    return p
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _reader() -> Any:
+    """The pycodec reader API, or a CliError if the compiled module is not there."""
+    if not hasattr(pycodec, "open") or not hasattr(pycodec, "info"):
+        raise CliError("pycodec._core: the decoder module is not built; run `make` first")
+    return pycodec
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """Exception types reported as one-line user errors."""
+    extra = tuple(
+        t
+        for t in (getattr(pycodec, "PycodecError", None), getattr(pycodec, "InputError", None))
+        if isinstance(t, type)
+    )
+    return (CliError, store.StoreError, OSError) + extra
+
+
+def describe_error(exc: BaseException, path: str | None = None) -> str:
+    """One line "<path>: <what is wrong>; <what to do>" for any reported exception."""
+    if isinstance(exc, OSError) and not isinstance(exc, store.StoreError) and exc.strerror:
+        where = exc.filename or path or "?"
+        hints = {
+            errno.ENOENT: "check the path",
+            errno.EACCES: "check the file permissions",
+            errno.ENOSPC: "free some space or write to another directory",
+            errno.EISDIR: "give a file, not a directory",
+        }
+        msg = f"{where}: {exc.strerror.lower()}; {hints.get(exc.errno or 0, 'check the file and try again')}"
+    else:
+        msg = str(exc) or type(exc).__name__
+        if path and not msg.startswith(path) and ": " not in msg.split(";")[0]:
+            msg = f"{path}: {msg}"
+    return " ".join(msg.split())
+
+
+def _fail(msg: str) -> int:
+    """Print the one-line error and return exit code 2."""
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _human_bytes(n: float) -> str:
+    """Human readable byte count."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+class ExtractStats:
+    """Running summary of an extraction (types, QP, flags) without keeping frames."""
+
+    def __init__(self) -> None:
+        self.types: Counter[str] = Counter()
+        self.flag_counts: Counter[str] = Counter()
+        self.flagged = 0
+        self.qp_sum = 0.0
+        self.qp_n = 0
+
+    def add(self, frame: Any) -> None:
+        """Account one frame."""
+        t = frame.type if isinstance(frame.type, str) else chr(int(frame.type))
+        self.types[t] += 1
+        flags = int(frame.flags)
+        if flags:
+            self.flagged += 1
+            for bit, name in enumerate(FLAG_NAMES):
+                if flags >> bit & 1:
+                    self.flag_counts[name] += 1
+        qp = frame.arrays.get("block/qp_y")
+        if qp is not None and qp.size:
+            self.qp_sum += float(np.asarray(qp, dtype=np.float64).sum())
+            self.qp_n += qp.size
+
+    def lines(
+        self, n: int, seconds: float, nbytes: int, src: str, out: str, fields: Sequence[str]
+    ) -> list[str]:
+        """The closing summary."""
+        order = sorted(self.types, key=lambda t: ("IPB".find(t) % 10, t))
+        types = ", ".join(f"{t} {self.types[t]}" for t in order)
+        qp = f"{self.qp_sum / self.qp_n:.2f} (block/qp_y)" if self.qp_n else "n/a (block/qp_y not extracted)"
+        flagged = str(self.flagged)
+        if self.flagged:
+            flagged += " (" + ", ".join(f"{k} {v}" for k, v in sorted(self.flag_counts.items())) + ")"
+        fps = n / seconds if seconds > 0 else float("inf")
+        return [
+            f"pycodec extract: {src} -> {out}",
+            f"  frames    {n} ({types})",
+            f"  fields    {','.join(fields)}",
+            f"  mean QP   {qp}",
+            f"  flagged   {flagged}",
+            f"  written   {_human_bytes(nbytes)}",
+            f"  speed     {fps:.1f} frames/s ({seconds:.2f} s)",
+        ]
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _expected_frames(info: dict[str, Any], frames: slice | None) -> int | None:
+    """Frames the extraction should produce, when the container says how many there are."""
+    nb = int(info.get("nb_frames") or 0)
+    a = frames.start if frames else 0
+    b = frames.stop if frames else None
+    if nb:
+        return max(0, min(nb, b if b is not None else nb) - a)
+    return (b - a) if b is not None else None
+
+
+def cmd_extract(a: argparse.Namespace) -> int:
+    """``pycodec extract IN OUT.h5``."""
+    fields = parse_fields(a.fields)
+    frames = parse_frames(a.frames)
+    src, out = a.input, a.output
+    if os.path.lexists(out) and not a.overwrite:
+        raise CliError(f"{out}: already exists; pass --overwrite to replace it")
+    if not os.path.lexists(src):
+        raise CliError(f"{src}: no such file; check the path")
+    if os.path.isdir(src):
+        raise CliError(f"{src}: is a directory; give a video file")
+    reader_api = _reader()
+    info = dict(reader_api.info(src))
+    codec = str(info.get("codec", "?"))
+    if codec not in SUPPORTED_CODECS:
+        raise CliError(
+            f"{src}: video codec is {codec}, not H.264; re-encode it with libx264 "
+            "(e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
+        )
+    nb = int(info.get("nb_frames") or 0)
+    if frames is not None and nb and frames.start >= nb:
+        raise CliError(
+            f"{src}: --frames {a.frames} starts after the last frame (the video has {nb} frames); "
+            f"choose a range inside 0:{nb}"
+        )
+    total = _expected_frames(info, frames)
+    attrs = store.root_attrs(
+        info,
+        fields,
+        source=os.path.abspath(src),
+        source_sha256=store.sha256_file(src),
+        first_frame=frames.start if frames else 0,
+        compression=a.compression,
+    )
+    stats = ExtractStats()
+    t0 = time.perf_counter()
+    with store.H5Writer(
+        out, attrs, compression=a.compression, overwrite=a.overwrite, nb_frames=total or 0
+    ) as w:
+        with reader_api.open(src, fields=fields, frames=frames) as reader:
+            from tqdm import tqdm
+
+            # disable=None: no bar when stderr is not a terminal (logs, pipes, tests) or with --quiet.
+            bar = tqdm(
+                total=total,
+                unit="frame",
+                desc="extract",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=False,
+                disable=True if a.quiet else None,
+            )
+            try:
+                for frame in reader:
+                    w.append(frame)
+                    stats.add(frame)
+                    bar.update(1)
+            finally:
+                bar.close()
+        if w.n == 0:
+            if frames is not None:
+                raise CliError(
+                    f"{src}: no frames in --frames {a.frames}; choose a range inside the video "
+                    "(see `pycodec info`)"
+                )
+            raise CliError(
+                f"{src}: no frame could be decoded (truncated or corrupted stream); "
+                "check the file with `pycodec info` or re-encode it"
+            )
+    seconds = time.perf_counter() - t0
+    if not a.quiet:
+        nbytes = os.path.getsize(out)
+        print("\n".join(stats.lines(w.n, seconds, nbytes, src, out, fields)))
+    return 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    """``pycodec info IN``."""
+    src = a.input
+    if not os.path.lexists(src):
+        raise CliError(f"{src}: no such file; check the path")
+    info = dict(_reader().info(src))
+    if a.json:
+        print(json.dumps(info, indent=2, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+        return 0
+    width = max(len(k) for k in info) if info else 0
+    for k, v in info.items():
+        if k == "crop" and isinstance(v, (tuple, list)) and len(v) == 4:
+            v = "top {} bottom {} left {} right {}".format(*v)
+        elif isinstance(v, (tuple, list)):
+            v = (
+                "/".join(str(x) for x in v)
+                if k in ("frame_rate", "time_base")
+                else " ".join(str(x) for x in v)
+            )
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def cmd_show(a: argparse.Namespace) -> int:
+    """``pycodec show OUT.h5 --frame N -o out.png``."""
+    from pycodec import viz
+
+    folder = os.path.dirname(os.path.abspath(a.output))
+    if not os.path.isdir(folder):
+        raise CliError(f"{a.output}: directory {folder} does not exist; create it first")
+    with store.open_h5(a.h5) as f:
+        n = len(f)
+        if not -n <= a.frame < n:
+            raise CliError(
+                f"{a.h5}: frame {a.frame} is out of range (the file has {n} frames); "
+                f"choose --frame between 0 and {n - 1}"
+            )
+        viz.save_frame_figure(f, a.frame, a.output)
+    print(f"wrote {a.output}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pycodec`` command; returns the exit code."""
+    parser = build_parser()
+    path: str | None = None
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help(sys.stderr)
+            return 2
+        path = getattr(args, "input", None) or getattr(args, "h5", None)
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    except _errors() as exc:
+        return _fail(describe_error(exc, path))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
