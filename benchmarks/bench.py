@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(streams, results, a.repeat, cpu, load, mvx_note)
     end = os.getloadavg()
     text = text.replace(
-        "(the machine is shared",
+        " (the machine is shared",
         f"; at the end: {end[0]:.2f} {end[1]:.2f} {end[2]:.2f} (the machine is shared",
     )
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
