@@ -19,19 +19,6 @@ from pycodec import store
 
 PROG = "pycodec"
 SUPPORTED_CODECS = ("h264",)
-# Used only while pycodec.FIELD_GROUPS is not available (the reader module not built yet).
-DEFAULT_GROUPS = (
-    "frame",
-    "decoded",
-    "prediction",
-    "residual",
-    "recon",
-    "coeffs",
-    "levels",
-    "qstep",
-    "block",
-    "h264",
-)
 FLAG_NAMES = ("CORRUPT", "INCOMPLETE", "UNSUPPORTED", "LOSSLESS", "PCM", "NO_EXPORT")
 
 
@@ -50,9 +37,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def field_groups() -> tuple[str, ...]:
-    """Known field group names (from the reader when available)."""
-    groups = getattr(pycodec, "FIELD_GROUPS", None)
-    return tuple(groups) if groups else DEFAULT_GROUPS
+    """Known field group names, in schema order."""
+    return tuple(pycodec.FIELD_GROUPS)
 
 
 def parse_fields(text: str | None) -> list[str]:

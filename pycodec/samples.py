@@ -10,6 +10,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from pycodec.fields import FIELD_GROUPS
+
 # Where the face sits in scikit-image's 512x512 ``astronaut`` photo (x, y), in source pixels.
 _FACE_CENTRE = (225.0, 150.0)
 _CHIN = (226.0, 168.0)
@@ -200,18 +202,7 @@ def synthetic_arrays(
     return out
 
 
-ALL_GROUPS = (
-    "frame",
-    "decoded",
-    "prediction",
-    "residual",
-    "recon",
-    "coeffs",
-    "levels",
-    "qstep",
-    "block",
-    "h264",
-)
+ALL_GROUPS = tuple(FIELD_GROUPS)
 
 
 def synthetic_frames(
