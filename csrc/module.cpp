@@ -15,6 +15,7 @@
 #include "errors.h"
 #include "ffmpeg.h"
 #include "frame_arrays.h"
+#include "lzf.h"
 #include "schema.h"
 
 namespace py = pybind11;
@@ -208,6 +209,81 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("ffmpeg_version", [] { return std::string(av_version_info()); },
           "Version of the (patched) FFmpeg linked into the module.");
+    m.def(
+        "lzf_compress",
+        [](py::buffer data) -> py::object {
+            py::buffer_info b = data.request();
+            if (!PyBuffer_IsContiguous(b.view(), 'C'))
+                throw py::value_error("lzf_compress needs a C-contiguous buffer");
+            const size_t n = size_t(b.size) * size_t(b.itemsize);
+            if (n < 2) return py::none();
+            // Output must be smaller than the input: room for n - 1 bytes.
+            PyObject* res = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n - 1));
+            if (!res) throw py::error_already_set();
+            auto* out = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(res));
+            size_t m;
+            {
+                py::gil_scoped_release release;
+                m = lzf_compress(static_cast<const uint8_t*>(b.ptr), n, out, n - 1);
+            }
+            if (m == 0) {
+                Py_DECREF(res);
+                return py::none();
+            }
+            if (_PyBytes_Resize(&res, Py_ssize_t(m)) < 0) throw py::error_already_set();
+            return py::reinterpret_steal<py::object>(res);
+        },
+        py::arg("data"),
+        "LZF-compress a C-contiguous buffer (HDF5 filter 32000 stream); None if it would not shrink.");
+    m.def(
+        "pack_chunk",
+        [](py::object arr, bool lzf) -> py::object {
+            // One call per chunk for the HDF5 writer: None when every byte is zero (the chunk is
+            // not written), else (data, filter_mask): LZF bytes and 0, or arr itself and 1 when LZF
+            // would not shrink it (0 when lzf is false).
+            Py_buffer view;
+            if (PyObject_GetBuffer(arr.ptr(), &view, PyBUF_C_CONTIGUOUS) < 0)
+                throw py::error_already_set();
+            const auto* p = static_cast<const uint8_t*>(view.buf);
+            const size_t n = size_t(view.len);
+            bool zero = true;
+            {
+                size_t i = 0;
+                for (; i + 8 <= n; i += 8) {
+                    uint64_t w;
+                    std::memcpy(&w, p + i, 8);
+                    if (w) { zero = false; break; }
+                }
+                if (zero)
+                    for (; i < n; ++i)
+                        if (p[i]) { zero = false; break; }
+            }
+            if (zero) {
+                PyBuffer_Release(&view);
+                return py::none();
+            }
+            if (!lzf || n < 2) {
+                PyBuffer_Release(&view);
+                return py::make_tuple(arr, lzf ? 1 : 0);
+            }
+            PyObject* res = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n - 1));
+            if (!res) {
+                PyBuffer_Release(&view);
+                throw py::error_already_set();
+            }
+            const size_t m =
+                lzf_compress(p, n, reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(res)), n - 1);
+            PyBuffer_Release(&view);
+            if (m == 0) {
+                Py_DECREF(res);
+                return py::make_tuple(arr, 1);
+            }
+            if (_PyBytes_Resize(&res, Py_ssize_t(m)) < 0) throw py::error_already_set();
+            return py::make_tuple(py::reinterpret_steal<py::object>(res), 0);
+        },
+        py::arg("arr"), py::arg("lzf"),
+        "None if the C-contiguous buffer is all zero, else (data, HDF5 filter mask) for a direct "
+        "chunk write: LZF bytes (filter 32000) or the buffer itself when LZF would not shrink it.");
     m.def("group_names", &group_names, "Field group names, 'frame' first.");
     m.def(
         "schema_arrays",

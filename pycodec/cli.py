@@ -103,8 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--compression",
         choices=store.COMPRESSIONS,
         default="lzf",
-        help="dataset compression (default lzf; under lzf the picture planes decoded/prediction/recon "
-        "are stored unfiltered, for speed)",
+        help="dataset compression (default lzf)",
     )
     e.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
     e.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")

@@ -15,6 +15,11 @@ import numpy as np
 
 import pycodec as _pkg
 
+try:
+    from pycodec._core import pack_chunk as _pack_chunk
+except ImportError:  # extension built without it: fall back to h5py's buffered writes
+    _pack_chunk = None
+
 if TYPE_CHECKING:
     from typing import Self
 
@@ -33,8 +38,6 @@ FRAME_META: dict[str, type] = {
     "pkt_bytes": np.int32,
     "flags": np.uint32,
 }
-# Picture-plane groups stored without a filter under "lzf" (see _filters).
-LZF_RAW_GROUPS = frozenset({"decoded", "prediction", "recon"})
 META_CHUNK = 1024  # frames per chunk of the 1-D frame/ datasets (one frame per chunk would be mostly index)
 
 
@@ -115,13 +118,9 @@ def root_attrs(
 
 
 def _filters(compression: str, itemsize: int, name: str = "") -> dict[str, Any]:
-    """h5py dataset keyword arguments for a compression name and dataset path.
-
-    Under ``lzf`` the picture planes (decoded/, prediction/, recon/) are stored unfiltered: LZF saves
-    only about 20% on natural 8-bit images at about 6x their write time (measured, see docs/schema.md).
-    """
+    """h5py dataset keyword arguments for a compression name and dataset path."""
     if compression == "lzf":
-        return {} if name.split("/", 1)[0] in LZF_RAW_GROUPS else {"compression": "lzf"}
+        return {"compression": "lzf"}
     if compression == "gzip":
         return {"compression": "gzip", "compression_opts": GZIP_LEVEL, "shuffle": itemsize > 1}
     return {}
@@ -130,8 +129,11 @@ def _filters(compression: str, itemsize: int, name: str = "") -> dict[str, Any]:
 class H5Writer:
     """Streams frames into a temporary HDF5 file next to ``path``; renamed on close, removed on failure.
 
-    Frames are buffered in small batches (bounded by ``batch_bytes``) and datasets grow in steps
-    (preallocated from ``nb_frames`` when known, trimmed at the end), keeping per-frame overhead low.
+    Under ``lzf`` and ``none`` each frame's chunk is written as it arrives with HDF5's direct chunk
+    write (LZF-compressed by ``pycodec._core.pack_chunk``), bypassing h5py's selection and type
+    conversion. Under ``gzip`` frames are buffered in small batches (bounded by ``batch_bytes``) and
+    written through h5py. Datasets grow in steps (preallocated from ``nb_frames`` when known,
+    trimmed at the end), keeping per-frame overhead low.
     """
 
     def __init__(
@@ -161,6 +163,9 @@ class H5Writer:
         self._cap = max(int(nb_frames or 0), 0)
         self._dsets: dict[str, h5py.Dataset] = {}
         self._bufs: dict[str, np.ndarray] = {}
+        # Direct chunk writes (lzf, none): name -> (dataset id, shape, dtype, LZF-compress?).
+        self._direct = compression in ("lzf", "none") and _pack_chunk is not None
+        self._dchunks: dict[str, tuple[Any, tuple[int, ...], np.dtype, bool]] = {}
         self._meta = {k: np.zeros(META_CHUNK, dt) for k, dt in FRAME_META.items()}
         self._h5: h5py.File | None = None
         self.tmp: str | None = None
@@ -217,7 +222,11 @@ class H5Writer:
             chunks=(1, *shape) if shape else (META_CHUNK,),
             **_filters(self.compression, arr.dtype.itemsize, name),
         )
-        self._bufs[name] = np.zeros((self._batch, *shape), dtype=arr.dtype)
+        if self._direct and shape:
+            lzf = self._dsets[name].compression == "lzf"
+            self._dchunks[name] = (self._dsets[name].id, shape, arr.dtype, lzf)
+        else:
+            self._bufs[name] = np.zeros((self._batch, *shape), dtype=arr.dtype)
 
     def _plan(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Choose the batch size from the first frame's byte size."""
@@ -241,7 +250,11 @@ class H5Writer:
         arrays: Mapping[str, np.ndarray] = frame.arrays
         if self.n == 0:
             self._plan(arrays)
+        if self._direct:
+            self._write_direct(arrays)
         for name, arr in arrays.items():
+            if name in self._dchunks:
+                continue
             arr = np.asarray(arr)
             if name not in self._dsets:
                 if name.startswith("frame/") or "/" not in name:
@@ -279,6 +292,47 @@ class H5Writer:
         if self.n % META_CHUNK == 0:
             self._flush_meta()
 
+    def _write_direct(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Write this frame's chunk of every direct-write dataset (lzf, none) straight to the file."""
+        i = self.n
+        self._ensure_capacity(i + 1)
+        seen = 0
+        for name, arr in arrays.items():
+            arr = np.asarray(arr)
+            if name not in self._dsets:
+                if name.startswith("frame/") or "/" not in name:
+                    continue  # reported by the buffered path
+                if not arr.shape:
+                    continue  # scalars go through the buffered path
+                self._create(name, arr)
+                self._ensure_capacity(i + 1)
+            entry = self._dchunks.get(name)
+            if entry is None:
+                continue
+            seen += 1
+            dsid, shape, dtype, lzf = entry
+            if arr.shape != shape or arr.dtype != dtype:
+                raise StoreError(
+                    f"{self.path}: frame {i}: {name} is {arr.dtype}{list(arr.shape)}, "
+                    f"earlier frames were {dtype}{list(shape)}; "
+                    "streams that change size or format mid-way are not supported"
+                )
+            if not arr.flags.c_contiguous:
+                arr = np.ascontiguousarray(arr)
+            # None: all zero, the chunk is left unallocated and reads as the fill value 0. Else the
+            # LZF bytes, or the raw array with the LZF filter marked skipped (mask bit 0) when LZF
+            # would not shrink it (HDF5 allows that per chunk; h5py reads both).
+            packed = _pack_chunk(arr, lzf)
+            offset = (i,) + (0,) * len(shape)
+            if packed is not None:
+                dsid.write_direct_chunk(offset, packed[0], packed[1])
+            elif not self.skip_zero:
+                dsid.write_direct_chunk(offset, arr, int(lzf))  # raw zeros, filter skipped
+        if seen != len(self._dchunks) and not self.skip_zero:
+            for name, (dsid, shape, dtype, lzf) in self._dchunks.items():
+                if name not in arrays:  # missing array: zeros, stored raw
+                    dsid.write_direct_chunk((i,) + (0,) * len(shape), np.zeros(shape, dtype), int(lzf))
+
     def _ensure_capacity(self, size: int) -> None:
         """Grow every dataset to at least ``size`` frames (geometric steps: few resizes)."""
         if size <= self._cap:
@@ -297,8 +351,9 @@ class H5Writer:
             return
         a = self._flushed
         self._ensure_capacity(a + k)
-        for name, d in self._dsets.items():
-            block = self._bufs[name][:k]
+        for name, buf in self._bufs.items():
+            d = self._dsets[name]
+            block = buf[:k]
             if not self.skip_zero:
                 d[a : a + k] = block
                 continue

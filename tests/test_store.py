@@ -60,8 +60,7 @@ def test_round_trip_values_dtypes_chunks(tmp_path, nb_frames):
             assert d.shape == (11, *arr.shape), name
             assert d.chunks == (1, *arr.shape), name  # one frame per chunk
             assert d.maxshape == (None, *arr.shape), name
-            # lzf everywhere except the picture planes, stored unfiltered for speed
-            assert d.compression == (None if name.split("/")[0] in store.LZF_RAW_GROUPS else "lzf"), name
+            assert d.compression == "lzf", name
             got = d[:]
             for i, f in enumerate(frames):
                 np.testing.assert_array_equal(got[i], f.arrays[name], err_msg=name)
@@ -77,17 +76,17 @@ def test_round_trip_values_dtypes_chunks(tmp_path, nb_frames):
 
 
 @pytest.mark.parametrize(
-    ("compression", "expect", "planes"),
-    [("lzf", "lzf", None), ("gzip", "gzip", "gzip"), ("none", None, None)],
+    ("compression", "expect"),
+    [("lzf", "lzf"), ("gzip", "gzip"), ("none", None)],
 )
-def test_compression(tmp_path, compression, expect, planes):
+def test_compression(tmp_path, compression, expect):
     frames = list(synthetic_frames(32, 32, n=3, groups="frame,decoded,residual,block", seed=2))
     out = tmp_path / "c.h5"
     store.write_frames(out, frames, attrs(), compression=compression)
     with h5py.File(out) as h:
         assert h["residual/y"].compression == expect
         assert h["frame/pts"].compression == expect
-        assert h["decoded/y"].compression == planes
+        assert h["decoded/y"].compression == expect
         np.testing.assert_array_equal(h["decoded/v"][1], frames[1]["decoded/v"])
         np.testing.assert_array_equal(h["block/mv_l1"][2], frames[2]["block/mv_l1"])
 
@@ -159,6 +158,7 @@ def test_disk_full_leaves_nothing(tmp_path, monkeypatch, exc, where):
             raise exc
 
         monkeypatch.setattr(h5py.Dataset, "__setitem__", boom)
+        monkeypatch.setattr(store, "_pack_chunk", boom)  # the direct chunk writes (lzf, none)
         with pytest.raises(store.StoreError, match="no space left on device; free some space"):
             w.append(frames[1])  # the batch of 2 is flushed here
     else:
@@ -292,3 +292,70 @@ def test_all_zero_frames_are_not_stored_but_read_as_zero(tmp_path):
     )
     with h5py.File(out) as h:
         assert h["residual/y"].id.get_num_chunks() == len(nonzero)
+
+
+def _lzf_cases():
+    rng = np.random.default_rng(11)
+    yield rng.integers(0, 256, 5000, dtype=np.uint8)  # incompressible: stored raw, filter skipped
+    yield np.zeros((64, 64), np.uint8)
+    yield np.arange(100_000, dtype=np.int32)
+    yield rng.integers(-3, 4, (64, 64, 2)).astype(np.int16)
+    yield np.array([7, 7, 7], np.uint8)
+    for _ in range(60):
+        n = int(rng.integers(1, 40_000))
+        a = rng.integers(0, int(rng.integers(1, 256)), n, dtype=np.uint8)
+        a[rng.random(n) < rng.random()] = 0
+        yield a
+    for f in synthetic_frames(48, 32, n=3, groups="frame,block,coef,residual", seed=3):
+        yield from (np.ascontiguousarray(v) for v in f.arrays.values())
+
+
+def test_pack_chunk_lzf_reads_back_with_h5py(tmp_path):
+    """Chunks compressed by _core's LZF and written directly decode with h5py's own LZF filter."""
+    from pycodec import _core
+
+    path = tmp_path / "lzf.h5"
+    cases = list(_lzf_cases())
+    masks = []
+    with h5py.File(path, "w") as f:
+        for i, a in enumerate(cases):
+            d = f.create_dataset(
+                str(i), shape=(2, *a.shape), dtype=a.dtype, chunks=(1, *a.shape), compression="lzf"
+            )
+            packed = _core.pack_chunk(a, True)
+            if packed is None:
+                assert not a.any()
+                packed = (a, 1)
+            else:
+                data, mask = packed
+                assert mask in (0, 1) and (mask == 1) == (data is a)
+                if mask == 0:
+                    assert isinstance(data, bytes) and len(data) < a.nbytes
+            masks.append(packed[1])
+            d.id.write_direct_chunk((1,) + (0,) * a.ndim, packed[0], packed[1])
+    assert 0 in masks and 1 in masks
+    with h5py.File(path, "r") as f:
+        for i, a in enumerate(cases):
+            np.testing.assert_array_equal(f[str(i)][1], a)
+            assert not f[str(i)][0].any()  # unwritten chunk: fill value
+    assert _core.pack_chunk(np.zeros(10, np.int16), False) is None
+    a = np.ones(10, np.int16)
+    data, mask = _core.pack_chunk(a, False)
+    assert data is a and mask == 0
+
+
+@pytest.mark.parametrize("compression", store.COMPRESSIONS)
+@pytest.mark.parametrize("skip_zero", [True, False])
+def test_written_arrays_match_frames(tmp_path, compression, skip_zero):
+    """Every compression (direct chunk writes for lzf/none, h5py for gzip) stores the exact arrays."""
+    frames = list(synthetic_frames(48, 32, n=5, groups="frame,decoded,block,coef,residual", seed=8))
+    out = tmp_path / f"{compression}.h5"
+    store.write_frames(out, frames, attrs(), compression=compression, skip_zero=skip_zero)
+    with h5py.File(out, "r") as f:
+        for i, fr in enumerate(frames):
+            for name, arr in fr.arrays.items():
+                d = f[name]
+                assert d.chunks == (1, *arr.shape) and d.dtype == arr.dtype
+                np.testing.assert_array_equal(d[i], arr)
+        if compression == "lzf":
+            assert f["block/mv_l0"].compression == "lzf" and f["decoded/y"].compression == "lzf"

@@ -1,0 +1,104 @@
+// LZF compressor, written from the LZF stream format:
+//   control byte c < 32: a literal run of c + 1 bytes follows;
+//   otherwise a back reference: length L = c >> 5 (when 7, plus the next byte) + 2, then the low
+//   8 bits of the offset; the copy starts (((c & 31) << 8) | low) + 1 bytes before the output end
+//   (the source may overlap the bytes being written, which makes runs).
+// Greedy matching over a hash of the next 3 bytes; deterministic (the table is cleared per call).
+#include "lzf.h"
+
+#include <cstring>
+#include <vector>
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "lzf.cpp assumes a little-endian CPU");
+
+namespace pycodec {
+namespace {
+
+constexpr int kHashLog = 13;
+constexpr size_t kMaxLiteral = 32;
+constexpr size_t kMaxOffset = 1 << 13;     // offsets 1..8192
+constexpr size_t kMaxMatch = 7 + 255 + 2;  // 264
+
+inline uint32_t hash3(const uint8_t* p) {
+    const uint32_t v = uint32_t(p[0]) << 16 | uint32_t(p[1]) << 8 | p[2];
+    return (v * 2654435761u) >> (32 - kHashLog);
+}
+
+}  // namespace
+
+size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap) {
+    if (n == 0) return 0;
+    thread_local std::vector<uint32_t> table(size_t(1) << kHashLog);
+    uint32_t* htab = table.data();
+    // Entries hold position + 1 (0: empty), so input larger than 4 GiB is not supported.
+    if (n >= 0xffffffffu) return 0;
+    std::memset(htab, 0, sizeof(uint32_t) << kHashLog);
+
+    size_t op = 0;
+    size_t lit = 0;  // start of the pending literal bytes
+    size_t ip = 0;
+
+    auto flush_literals = [&](size_t end) -> bool {
+        while (lit < end) {
+            const size_t cnt = end - lit < kMaxLiteral ? end - lit : kMaxLiteral;
+            if (op + 1 + cnt > cap) return false;
+            out[op++] = uint8_t(cnt - 1);
+            std::memcpy(out + op, in + lit, cnt);
+            op += cnt;
+            lit += cnt;
+        }
+        return true;
+    };
+
+    while (ip + 2 < n) {
+        const uint32_t h = hash3(in + ip);
+        const size_t cand = htab[h];
+        htab[h] = uint32_t(ip + 1);
+        if (cand) {
+            const size_t ref = cand - 1;
+            const size_t off = ip - ref - 1;
+            if (off < kMaxOffset && in[ref] == in[ip] && in[ref + 1] == in[ip + 1] &&
+                in[ref + 2] == in[ip + 2]) {
+                size_t maxlen = n - ip;
+                if (maxlen > kMaxMatch) maxlen = kMaxMatch;
+                size_t len = 3;
+                while (len + 8 <= maxlen) {  // 8 bytes at a time, then the tail
+                    uint64_t a, b;
+                    std::memcpy(&a, in + ref + len, 8);
+                    std::memcpy(&b, in + ip + len, 8);
+                    if (a != b) {
+                        len += size_t(__builtin_ctzll(a ^ b) >> 3);  // little-endian
+                        break;
+                    }
+                    len += 8;
+                }
+                if (len + 8 > maxlen)
+                    while (len < maxlen && in[ref + len] == in[ip + len]) ++len;
+                if (!flush_literals(ip)) return 0;
+                const size_t l = len - 2;
+                if (l < 7) {
+                    if (op + 2 > cap) return 0;
+                    out[op++] = uint8_t(l << 5 | off >> 8);
+                } else {
+                    if (op + 3 > cap) return 0;
+                    out[op++] = uint8_t(7 << 5 | off >> 8);
+                    out[op++] = uint8_t(l - 7);
+                }
+                out[op++] = uint8_t(off & 0xff);
+                ip += len;
+                lit = ip;
+                // Index the last two positions of the match (helps the next match in runs).
+                if (ip + 2 < n) {
+                    htab[hash3(in + ip - 2)] = uint32_t(ip - 2 + 1);
+                    htab[hash3(in + ip - 1)] = uint32_t(ip - 1 + 1);
+                }
+                continue;
+            }
+        }
+        ++ip;
+    }
+    if (!flush_literals(n)) return 0;
+    return op;
+}
+
+}  // namespace pycodec
