@@ -153,7 +153,7 @@ def versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
         "pycodec": pycodec.__version__,
-        "FFmpeg in pycodec": str(pycodec._core.ffmpeg_version()) if hasattr(pycodec, "_core") else "?",
+        "FFmpeg in pycodec": str(pycodec._core.ffmpeg_version()),
         "numpy": np.__version__,
         "h5py": h5py.__version__,
         "HDF5": h5py.version.hdf5_version,

@@ -123,21 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------- helpers
 
 
-def _reader() -> Any:
-    """The pycodec reader API, or a CliError if the compiled module is not there."""
-    if not hasattr(pycodec, "open") or not hasattr(pycodec, "info"):
-        raise CliError("pycodec._core: the decoder module is not built; run `make` first")
-    return pycodec
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    """Exception types reported as one-line user errors."""
-    extra = tuple(
-        t
-        for t in (getattr(pycodec, "PycodecError", None), getattr(pycodec, "InputError", None))
-        if isinstance(t, type)
-    )
-    return (CliError, store.StoreError, OSError) + extra
+# Exception types reported as one-line user errors.
+USER_ERRORS = (CliError, store.StoreError, OSError, pycodec.PycodecError)
 
 
 def describe_error(exc: BaseException, path: str | None = None) -> str:
@@ -244,7 +231,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
         raise CliError(f"{src}: no such file; check the path")
     if os.path.isdir(src):
         raise CliError(f"{src}: is a directory; give a video file")
-    reader_api = _reader()
+    reader_api = pycodec
     info = dict(reader_api.info(src))
     codec = str(info.get("codec", "?"))
     if codec not in SUPPORTED_CODECS:
@@ -314,7 +301,7 @@ def cmd_info(a: argparse.Namespace) -> int:
     src = a.input
     if not os.path.lexists(src):
         raise CliError(f"{src}: no such file; check the path")
-    info = dict(_reader().info(src))
+    info = dict(pycodec.info(src))
     if a.json:
         print(json.dumps(info, indent=2, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
         return 0
@@ -367,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    except _errors() as exc:
+    except USER_ERRORS as exc:
         return _fail(describe_error(exc, path))
 
 

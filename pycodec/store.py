@@ -14,11 +14,7 @@ import h5py
 import numpy as np
 
 import pycodec as _pkg
-
-try:
-    from pycodec._core import pack_chunk as _pack_chunk
-except ImportError:  # extension built without it: fall back to h5py's buffered writes
-    _pack_chunk = None
+from pycodec._core import pack_chunk as _pack_chunk
 
 if TYPE_CHECKING:
     from typing import Self
@@ -41,7 +37,7 @@ FRAME_META: dict[str, type] = {
 META_CHUNK = 1024  # frames per chunk of the 1-D frame/ datasets (one frame per chunk would be mostly index)
 
 
-class StoreError(getattr(_pkg, "PycodecError", Exception)):  # type: ignore[misc]
+class StoreError(_pkg.PycodecError):
     """Storage failure with a one-line message "<path>: <what is wrong>; <what to do>"."""
 
 
@@ -76,15 +72,7 @@ def new_file_mode() -> int:
 
 def package_version() -> str:
     """The pycodec version string recorded in every file."""
-    v = getattr(_pkg, "__version__", None)
-    if v:
-        return str(v)
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pycodec")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return _pkg.__version__
 
 
 def root_attrs(
@@ -164,7 +152,7 @@ class H5Writer:
         self._dsets: dict[str, h5py.Dataset] = {}
         self._bufs: dict[str, np.ndarray] = {}
         # Direct chunk writes (lzf, none): name -> (dataset id, shape, dtype, LZF-compress?).
-        self._direct = compression in ("lzf", "none") and _pack_chunk is not None
+        self._direct = compression in ("lzf", "none")
         self._dchunks: dict[str, tuple[Any, tuple[int, ...], np.dtype, bool]] = {}
         self._meta = {k: np.zeros(META_CHUNK, dt) for k, dt in FRAME_META.items()}
         self._h5: h5py.File | None = None
