@@ -210,32 +210,6 @@ PYBIND11_MODULE(_core, m) {
     m.def("ffmpeg_version", [] { return std::string(av_version_info()); },
           "Version of the (patched) FFmpeg linked into the module.");
     m.def(
-        "lzf_compress",
-        [](py::buffer data) -> py::object {
-            py::buffer_info b = data.request();
-            if (!PyBuffer_IsContiguous(b.view(), 'C'))
-                throw py::value_error("lzf_compress needs a C-contiguous buffer");
-            const size_t n = size_t(b.size) * size_t(b.itemsize);
-            if (n < 2) return py::none();
-            // Output must be smaller than the input: room for n - 1 bytes.
-            PyObject* res = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(n - 1));
-            if (!res) throw py::error_already_set();
-            auto* out = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(res));
-            size_t m;
-            {
-                py::gil_scoped_release release;
-                m = lzf_compress(static_cast<const uint8_t*>(b.ptr), n, out, n - 1);
-            }
-            if (m == 0) {
-                Py_DECREF(res);
-                return py::none();
-            }
-            if (_PyBytes_Resize(&res, Py_ssize_t(m)) < 0) throw py::error_already_set();
-            return py::reinterpret_steal<py::object>(res);
-        },
-        py::arg("data"),
-        "LZF-compress a C-contiguous buffer (HDF5 filter 32000 stream); None if it would not shrink.");
-    m.def(
         "pack_chunk",
         [](py::object arr, bool lzf) -> py::object {
             // One call per chunk for the HDF5 writer: None when every byte is zero (the chunk is

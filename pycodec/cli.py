@@ -231,8 +231,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
         raise CliError(f"{src}: no such file; check the path")
     if os.path.isdir(src):
         raise CliError(f"{src}: is a directory; give a video file")
-    reader_api = pycodec
-    info = dict(reader_api.info(src))
+    info = dict(pycodec.info(src))
     codec = str(info.get("codec", "?"))
     if codec not in SUPPORTED_CODECS:
         raise CliError(
@@ -259,7 +258,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
     with store.H5Writer(
         out, attrs, compression=a.compression, overwrite=a.overwrite, nb_frames=total or 0
     ) as w:
-        with reader_api.open(src, fields=fields, frames=frames) as reader:
+        with pycodec.open(src, fields=fields, frames=frames) as reader:
             from tqdm import tqdm
 
             # disable=None: no bar when stderr is not a terminal (logs, pipes, tests) or with --quiet.

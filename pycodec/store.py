@@ -105,8 +105,8 @@ def root_attrs(
     return attrs
 
 
-def _filters(compression: str, itemsize: int, name: str = "") -> dict[str, Any]:
-    """h5py dataset keyword arguments for a compression name and dataset path."""
+def _filters(compression: str, itemsize: int) -> dict[str, Any]:
+    """h5py dataset keyword arguments for a compression name and element size."""
     if compression == "lzf":
         return {"compression": "lzf"}
     if compression == "gzip":
@@ -208,7 +208,7 @@ class H5Writer:
             maxshape=(None, *shape),
             dtype=arr.dtype,
             chunks=(1, *shape) if shape else (META_CHUNK,),
-            **_filters(self.compression, arr.dtype.itemsize, name),
+            **_filters(self.compression, arr.dtype.itemsize),
         )
         if self._direct and shape:
             lzf = self._dsets[name].compression == "lzf"
