@@ -7,6 +7,7 @@ namespace {
 
 constexpr std::array kSupported = {
     CodecSupport{AV_CODEC_ID_H264, "h264", "H.264"},
+    CodecSupport{AV_CODEC_ID_HEVC, "hevc", "HEVC"},
 };
 
 }  // namespace

@@ -15,8 +15,10 @@ constexpr int64_t kExportHeaderOnly = AV_CI_EXPORT_HEADER;
 constexpr int kMaxConsecutiveReadErrors = 64;
 constexpr int kMaxConsecutiveDecodeErrors = 1024;
 
-bool is_exportable_format(int fmt) {
-    return fmt == AV_PIX_FMT_YUV420P || fmt == AV_PIX_FMT_YUVJ420P;
+// The pixel formats whose pictures the patched decoders export.
+bool is_exportable_format(AVCodecID codec, int fmt) {
+    if (fmt == AV_PIX_FMT_YUV420P || fmt == AV_PIX_FMT_YUVJ420P) return true;
+    return codec == AV_CODEC_ID_HEVC && fmt == AV_PIX_FMT_YUV420P10LE;
 }
 
 std::string chroma_format_of(const AVPixFmtDescriptor* d) {
@@ -43,9 +45,9 @@ void set_format_info(StreamInfo& info, int fmt) {
                                  chroma_format_of(d) + ")"
                            : "";
     throw UnsupportedInput("pixel format '" + name + "'" + detail +
-                           " cannot be exported: pycodec exports only 8-bit 4:2:0 H.264 so "
-                           "far; re-encode with -pix_fmt yuv420p, or ask only for the fields "
-                           "'frame,decoded'");
+                           " cannot be exported: pycodec exports 8-bit 4:2:0 H.264 and 8- or "
+                           "10-bit 4:2:0 HEVC; re-encode with -pix_fmt yuv420p, or ask only "
+                           "for the fields 'frame,decoded'");
 }
 
 }  // namespace
@@ -103,7 +105,7 @@ void Decoder::open_decoder() {
         throw UnsupportedInput(std::string("no decoder for '") + codec_->name +
                                "' in this build; rebuild FFmpeg with `make ffmpeg`");
 
-    if (export_flags_ && par->format >= 0 && !is_exportable_format(par->format))
+    if (export_flags_ && par->format >= 0 && !is_exportable_format(par->codec_id, par->format))
         throw_unexportable(par->format);
 
     ctx_.reset(avcodec_alloc_context3(dec));
@@ -155,7 +157,8 @@ void Decoder::prime() {
     }
     primed_ = true;
     const AVFrame& f = *frame_;
-    if (export_flags_ && !is_exportable_format(f.format)) throw_unexportable(f.format);
+    if (export_flags_ && !is_exportable_format(codec_->id, f.format))
+        throw_unexportable(f.format);
     set_format_info(info_, f.format);
     info_.coded_width = f.width;
     info_.coded_height = f.height;

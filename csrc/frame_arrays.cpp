@@ -148,6 +148,7 @@ struct FrameArrays::Geometry {
             case Extent::Block4x4: out = Shape(ceil_div(coded_h, 4), ceil_div(coded_w, 4)); break;
             case Extent::MacroBlock: out = Shape(mb_h, mb_w); break;
             case Extent::SubMacroBlock: out = Shape(2 * mb_h, 2 * mb_w); break;
+            case Extent::Blob:
             case Extent::Internal: break;
         }
         if (s.comps > 1) out.push_back(s.comps);
@@ -155,12 +156,13 @@ struct FrameArrays::Geometry {
     }
 };
 
-FrameArrays::FrameArrays(uint32_t groups, uint32_t export_flags, bool h264)
+FrameArrays::FrameArrays(uint32_t groups, uint32_t export_flags, int codec)
     : groups_(groups), export_flags_(export_flags) {
     const auto& specs = section_specs();
     for (int id = 0; id < AV_CI_SEC_NB; ++id) {
         const SectionSpec& s = specs[id];
-        if (s.extent == Extent::Internal || !(s.group & groups_) || (s.h264_only && !h264))
+        if (s.extent == Extent::Internal || !(s.group & groups_) ||
+            (s.codec >= 0 && s.codec != codec))
             continue;
         keys_[id] = interned(s.name);
         if (export_flags_) sections_.push_back(id);
@@ -229,24 +231,31 @@ void FrameArrays::add_decoded(const AVFrame& frame, const Geometry& g, py::dict&
     }
 }
 
-void FrameArrays::add_zeros(int id, const Geometry& g, py::dict& arrays) const {
+void FrameArrays::add_zeros(int id, const Geometry& g, const Blob* blob,
+                            py::dict& arrays) const {
     const SectionSpec& s = section_specs()[id];
     uint32_t type = s.type;
     if (g.bit_depth > 8 && type == AV_CI_U8 && is_plane(s.extent)) type = AV_CI_U16;
-    py::array arr = new_array(type, g.shape(s, true));
+    Shape shape = g.shape(s, true);
+    if (s.extent == Extent::Blob) {
+        if (!blob || !blob->valid() || !blob->has(id)) return;
+        const AVCodecInternalsSection& sec = blob->section(id);
+        for (uint32_t i = 0; i < sec.ndim && i < 4; ++i) shape.push_back(sec.dims[i]);
+    }
+    py::array arr = new_array(type, shape);
     std::memset(arr.mutable_data(), 0, arr.nbytes());
     arrays[keys_[id]] = std::move(arr);
 }
 
 uint32_t FrameArrays::add_exported(const Blob& blob, const Geometry& g, py::dict& arrays) const {
     if (!blob.valid()) {
-        for (int id : sections_) add_zeros(id, g, arrays);
+        for (int id : sections_) add_zeros(id, g, nullptr, arrays);
         return FLAG_NO_EXPORT;
     }
     const AVCodecInternalsHeader& h = blob.header();
     uint32_t flags = frame_flags_of(h.frame_flags);
     if (flags & FLAG_UNSUPPORTED) {
-        for (int id : sections_) add_zeros(id, g, arrays);
+        for (int id : sections_) add_zeros(id, g, &blob, arrays);
         return flags;
     }
     if (h.coded_width != g.coded_w || h.coded_height != g.coded_h)
@@ -275,7 +284,7 @@ uint32_t FrameArrays::add_exported(const Blob& blob, const Geometry& g, py::dict
     for (int id : sections_) {
         const SectionSpec& spec = specs[id];
         if (!blob.has(id)) {  // asked for but not exported: zeros, flagged
-            add_zeros(id, g, arrays);
+            add_zeros(id, g, &blob, arrays);
             flags |= FLAG_NO_EXPORT;
             continue;
         }
@@ -286,7 +295,9 @@ uint32_t FrameArrays::add_exported(const Blob& blob, const Geometry& g, py::dict
             throw std::runtime_error(std::string("codec internals: section '") + spec.name +
                                      "' has element type " + std::to_string(sec.type) +
                                      ", expected " + std::to_string(spec.type));
-        const Shape want = g.shape(spec, false);
+        Shape want = g.shape(spec, false);
+        if (spec.extent == Extent::Blob)
+            for (uint32_t i = 0; i < sec.ndim && i < 4; ++i) want.push_back(sec.dims[i]);
         bool same = want.size() == sec.ndim;
         for (size_t i = 0; same && i < want.size(); ++i) same = want[i] == sec.dims[i];
         if (!same)
@@ -313,7 +324,7 @@ uint32_t FrameArrays::add_exported(const Blob& blob, const Geometry& g, py::dict
             arr = new_array(sec.type, want);
             std::memcpy(arr.mutable_data(), src, blob.count(id) * esize);
         }
-        if (units.done) {
+        if (units.done && spec.extent != Extent::Blob) {  // the decoder clears those
             // Luma samples per element (1 luma plane, 2 chroma, 4 block map, 16 MB map,
             // 8 sub-MB map); a unit spans luma / that elements.
             const int per_y = pow2_round(double(h.coded_height) / sec.dims[0]);

@@ -27,8 +27,9 @@ struct BlobMeta {
 class FrameArrays {
 public:
     // groups: GroupBit mask of what to return; export_flags: what the decoder was
-    // asked to export (0: nothing); h264: whether h264/... extras apply.
-    FrameArrays(uint32_t groups, uint32_t export_flags, bool h264);
+    // asked to export (0: nothing); codec: AVCodecInternalsCodec of the stream,
+    // which selects the codec-specific extras (h264/..., hevc/...).
+    FrameArrays(uint32_t groups, uint32_t export_flags, int codec);
 
     // Fills arrays with the wanted arrays of frame; returns the frame flags
     // contributed by the export (INCOMPLETE, UNSUPPORTED, ...).  Needs the GIL.
@@ -40,8 +41,9 @@ private:
 
     void add_decoded(const AVFrame& frame, const Geometry& g, py::dict& arrays) const;
     uint32_t add_exported(const Blob& blob, const Geometry& g, py::dict& arrays) const;
-    // Zeros of the section's schema shape (export absent or unusable).
-    void add_zeros(int id, const Geometry& g, py::dict& arrays) const;
+    // Zeros of the section's schema shape (export absent or unusable); sections
+    // shaped by the decoder take their shape from blob, and are left out without it.
+    void add_zeros(int id, const Geometry& g, const Blob* blob, py::dict& arrays) const;
     // A fresh, uninitialised C-contiguous array.
     py::array new_array(uint32_t type, const Shape& shape) const;
 

@@ -59,8 +59,9 @@ public:
             py::gil_scoped_release release;
             dec_ = std::make_unique<Decoder>(path, export_flags, header);
         }
-        const bool h264 = dec_->codec().id == AV_CODEC_ID_H264;  // h264/... extras apply
-        arrays_ = std::make_unique<FrameArrays>(mask, export_flags, h264);
+        const int codec =
+            dec_->codec().id == AV_CODEC_ID_HEVC ? AV_CI_CODEC_HEVC : AV_CI_CODEC_H264;
+        arrays_ = std::make_unique<FrameArrays>(mask, export_flags, codec);
         for (const char* k : {"pts", "decode_index", "pkt_bytes", "key", "type", "poc", "flags",
                               "arrays"})
             keys_.push_back(intern(k));
@@ -160,7 +161,7 @@ py::tuple arrays_from_blob(const py::bytes& blob, int coded_width, int coded_hei
         if (!sd) throw std::bad_alloc();
         std::memcpy(sd->data, data.data(), data.size());
     }
-    FrameArrays conv(group_mask(groups, false), export_flags, true);
+    FrameArrays conv(group_mask(groups, false), export_flags, AV_CI_CODEC_H264);
     py::dict arrays;
     BlobMeta meta;
     const uint32_t flags = conv.convert(*f, arrays, meta);

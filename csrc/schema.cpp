@@ -8,13 +8,16 @@ namespace {
 using E = Extent;
 
 constexpr SectionSpec plane(const char* name, uint32_t group, int type, Extent e, int p) {
-    return {name, group, type, e, p, 1, false};
+    return {name, group, type, e, p, 1, -1};
 }
 constexpr SectionSpec block(const char* name, uint32_t group, int type, int comps = 1) {
-    return {name, group, type, E::Block4x4, 0, comps, false};
+    return {name, group, type, E::Block4x4, 0, comps, -1};
 }
 constexpr SectionSpec h264(const char* name, int type, Extent e, int comps = 1) {
-    return {name, GROUP_H264, type, e, 0, comps, true};
+    return {name, GROUP_H264, type, e, 0, comps, AV_CI_CODEC_H264};
+}
+constexpr SectionSpec hevc(const char* name, int type, Extent e) {
+    return {name, GROUP_HEVC, type, e, 0, 1, AV_CI_CODEC_HEVC};
 }
 
 constexpr std::array<SectionSpec, AV_CI_SEC_NB> kSpecs = {{
@@ -57,7 +60,13 @@ constexpr std::array<SectionSpec, AV_CI_SEC_NB> kSpecs = {{
     h264("h264/chroma_pred_mode", AV_CI_U8, E::MacroBlock),
     h264("h264/sub_mb_type", AV_CI_U32, E::SubMacroBlock),
     h264("h264/dc_qmul", AV_CI_I32, E::MacroBlock, 3),
-    {"", 0, AV_CI_U8, E::Internal, 0, 1, false},  // AV_CI_SEC_MB_DONE
+    {"", 0, AV_CI_U8, E::Internal, 0, 1, -1},  // AV_CI_SEC_MB_DONE
+    hevc("hevc/cu", AV_CI_I32, E::Blob),
+    hevc("hevc/tu", AV_CI_I32, E::Blob),
+    hevc("hevc/counts", AV_CI_I32, E::Blob),
+    hevc("hevc/sao", AV_CI_I16, E::Blob),
+    hevc("hevc/bs_v", AV_CI_U8, E::Block4x4),
+    hevc("hevc/bs_h", AV_CI_U8, E::Block4x4),
 }};
 
 struct NamedGroup {
@@ -75,11 +84,12 @@ constexpr NamedGroup kGroups[] = {
     {"qstep", GROUP_QSTEP},
     {"block", GROUP_BLOCK},
     {"h264", GROUP_H264},
+    {"hevc", GROUP_HEVC},
 };
 
 }  // namespace
 
-static_assert(AV_CI_SEC_MB_DONE == AV_CI_SEC_NB - 1, "schema table out of step with the header");
+static_assert(AV_CI_SEC_HEVC_BS_H == AV_CI_SEC_NB - 1, "schema table out of step with the header");
 
 const std::array<SectionSpec, AV_CI_SEC_NB>& section_specs() { return kSpecs; }
 

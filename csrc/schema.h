@@ -21,7 +21,8 @@ enum GroupBit : uint32_t {
     GROUP_QSTEP = 1u << 6,
     GROUP_BLOCK = 1u << 7,
     GROUP_H264 = 1u << 8,
-    GROUP_ALL = (1u << 9) - 1,
+    GROUP_HEVC = 1u << 9,
+    GROUP_ALL = (1u << 10) - 1,
 };
 
 // What a section covers, which fixes its shape.
@@ -31,6 +32,7 @@ enum class Extent {
     Block4x4,       // (H4, W4[, comps]) per 4x4 luma block
     MacroBlock,     // (mb_h, mb_w[, comps])
     SubMacroBlock,  // (2 * mb_h, 2 * mb_w) per 8x8 luma block
+    Blob,           // the shape the decoder declared (lists, per-CTB tables)
     Internal,       // bookkeeping (MB_DONE), never returned
 };
 
@@ -41,13 +43,13 @@ struct SectionSpec {
     Extent extent;
     int plane;         // 0 luma, 1 Cb, 2 Cr (planes only)
     int comps;         // trailing dimension (1 = none)
-    bool h264_only;    // codec-specific extra (h264/...)
+    int codec;         // AVCodecInternalsCodec of a codec-specific extra, -1 for all codecs
 };
 
 // Indexed by AVCodecInternalsSectionId.
 const std::array<SectionSpec, AV_CI_SEC_NB>& section_specs();
 
-// Group name -> bit; the names "frame" (implicit) and the nine above.  Throws
+// Group name -> bit; the names "frame" (implicit) and the ten above.  Throws
 // std::invalid_argument for an unknown name.
 uint32_t group_bit(const std::string& name);
 std::vector<std::string> group_names();

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _core
 from .errors import InputError
-from .fields import FrameFlag, export_bits, parse_fields
+from .fields import CODEC_EXTRAS, FrameFlag, export_bits, groups_for_codec, parse_fields
 
 PathLike = str | os.PathLike[str]
 FramesArg = slice | tuple[int | None, int | None] | None
@@ -106,6 +106,16 @@ class VideoReader:
         self.export_flags = export_bits(self.fields)
         self._dec: Any = _open_core(self.path, self.export_flags, "decoded" in self.fields, list(self.fields))
         self.info: dict[str, Any] = {**self._dec.info, "source": self.path}
+        codec = str(self.info.get("codec", ""))
+        if fields is not None and fields != "all":
+            wrong = [g for g in self.fields if CODEC_EXTRAS.get(g, codec) != codec]
+            if wrong:
+                self.close()
+                raise InputError(
+                    f"{self.path}: field group {wrong[0]!r} holds {CODEC_EXTRAS[wrong[0]]} extras but the "
+                    f"video is {codec}; leave it out of fields"
+                )
+        self.fields = groups_for_codec(self.fields, codec)
         self._next_index = 0  # display index of the next frame the decoder gives
 
     def __iter__(self) -> Iterator[Frame]:

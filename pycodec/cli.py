@@ -18,7 +18,7 @@ import pycodec
 from pycodec import store
 
 PROG = "pycodec"
-SUPPORTED_CODECS = ("h264",)
+SUPPORTED_CODECS = ("h264", "hevc")
 FLAG_NAMES = ("CORRUPT", "INCOMPLETE", "UNSUPPORTED", "LOSSLESS", "PCM", "NO_EXPORT")
 
 
@@ -88,10 +88,10 @@ def parse_frames(text: str | None) -> slice | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with the extract, info and show subcommands."""
-    p = _Parser(prog=PROG, description="Extract codec internals of H.264 video into HDF5 (schema pycodec/1).")
+    p = _Parser(prog=PROG, description="Extract codec internals of H.264 and HEVC video into HDF5 (schema pycodec/1).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     e = sub.add_parser("extract", help="decode a video and write its internals to HDF5")
-    e.add_argument("input", metavar="IN", help="input video (H.264 in mp4/mkv/avi/ts or raw .h264)")
+    e.add_argument("input", metavar="IN", help="input video (H.264 or HEVC in mp4/mkv/avi/ts, or raw .h264/.hevc)")
     e.add_argument("output", metavar="OUT.h5", help="HDF5 file to write")
     e.add_argument(
         "--fields",
@@ -235,9 +235,16 @@ def cmd_extract(a: argparse.Namespace) -> int:
     codec = str(info.get("codec", "?"))
     if codec not in SUPPORTED_CODECS:
         raise CliError(
-            f"{src}: video codec is {codec}, not H.264; re-encode it with libx264 "
+            f"{src}: video codec is {codec}, not H.264 or HEVC; re-encode it with libx264 or libx265 "
             "(e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
         )
+    wrong = [g for g in fields if pycodec.fields.CODEC_EXTRAS.get(g, codec) != codec]
+    if wrong and a.fields is not None and a.fields.strip().lower() != "all":
+        raise CliError(
+            f"--fields: group {wrong[0]!r} holds {pycodec.fields.CODEC_EXTRAS[wrong[0]]} extras but {src} "
+            f"is {codec}; leave it out"
+        )
+    fields = list(pycodec.fields.groups_for_codec(fields, codec))
     nb = int(info.get("nb_frames") or 0)
     if frames is not None and nb and frames.start >= nb:
         raise CliError(

@@ -39,7 +39,11 @@ FIELD_GROUPS: dict[str, tuple[str, ...]] = {
         )
     ),
     "h264": tuple(f"h264/{k}" for k in ("mb_type", "cbp", "chroma_pred_mode", "sub_mb_type", "dc_qmul")),
+    "hevc": tuple(f"hevc/{k}" for k in ("cu", "tu", "counts", "sao", "bs_v", "bs_h")),
 }
+
+# Groups of codec-specific extras -> the codec (``info()["codec"]``) they belong to.
+CODEC_EXTRAS: dict[str, str] = {"h264": "h264", "hevc": "hevc"}
 
 # Group name -> export bits the decoder needs for it.
 GROUP_EXPORT_BITS: dict[str, int] = {
@@ -53,6 +57,7 @@ GROUP_EXPORT_BITS: dict[str, int] = {
     "qstep": EXPORT_QSTEP,
     "block": EXPORT_MV | EXPORT_PART | EXPORT_QP,
     "h264": EXPORT_PART | EXPORT_QP,
+    "hevc": EXPORT_PART | EXPORT_QP,
 }
 
 
@@ -80,6 +85,11 @@ def parse_fields(fields: str | Iterable[str] | None) -> tuple[str, ...]:
             f"unknown field group {unknown[0]!r}; valid groups: {', '.join(FIELD_GROUPS)} (or 'all')"
         )
     return ("frame",) + tuple(g for g in FIELD_GROUPS if g in names and g != "frame")
+
+
+def groups_for_codec(groups: Iterable[str], codec: str) -> tuple[str, ...]:
+    """``groups`` without the codec-specific extras of other codecs (``h264`` for HEVC video, ...)."""
+    return tuple(g for g in groups if CODEC_EXTRAS.get(g, codec) == codec)
 
 
 def export_bits(groups: Iterable[str]) -> int:

@@ -142,7 +142,9 @@ def test_fields_validation(videos):
         assert r.fields == ("frame", "block")
         assert r.export_flags == _core.EXPORT_MV | _core.EXPORT_PART | _core.EXPORT_QP
         assert set(next(r).arrays) == set(pycodec.FIELD_GROUPS["block"])
-    assert pycodec.open(videos["64x48"], fields="all").fields == tuple(pycodec.FIELD_GROUPS)
+    assert pycodec.open(videos["64x48"], fields="all").fields == tuple(g for g in pycodec.FIELD_GROUPS if g != "hevc")
+    with pytest.raises(pycodec.InputError, match="field group 'hevc' holds hevc extras but the video is h264"):
+        pycodec.open(videos["64x48"], fields="frame,hevc")
 
 
 def test_field_groups_match_core():
@@ -168,7 +170,7 @@ def test_export_arrays_shapes_and_flags(videos):
     for f, planes in zip(frames, ref, strict=True):
         np.testing.assert_array_equal(f["decoded/y"], planes[0])  # export on: output unchanged
         np.testing.assert_array_equal(f["decoded/v"], planes[2])
-        names = {n for g, ns in pycodec.FIELD_GROUPS.items() if g != "frame" for n in ns}
+        names = {n for g, ns in pycodec.FIELD_GROUPS.items() if g not in ("frame", "hevc") for n in ns}
         assert set(f.arrays) == names
         for group, kind in dtypes.items():
             display = group in ("prediction", "residual", "recon")
@@ -214,7 +216,7 @@ def test_unsupported_codec(tmp_path):
     p = encode(tmp_path / "m4v.mp4", 64, 48, n=3, codec="mpeg4")
     with pytest.raises(pycodec.InputError) as e:
         pycodec.open(p)
-    assert "codec 'mpeg4' is not supported (pycodec decodes H.264)" in str(e.value)
+    assert "codec 'mpeg4' is not supported (pycodec decodes H.264 and HEVC)" in str(e.value)
     with pytest.raises(pycodec.InputError, match="mpeg4"):
         pycodec.info(p)
 
@@ -370,8 +372,9 @@ _HDR = np.dtype([(k, "<u4") for k in ("magic", "version", "header_size", "codec"
                                         "blocks_done")]
                 + [("reserved", "<i4", (8,)), ("sec", _SEC, (_core.BLOB_SECTIONS,))])
 _TYPES = {"u1": 0, "i1": 1, "u2": 2, "i2": 3, "u4": 4, "i4": 5, "f4": 6}
-_EXPORT_NAMES = [n for n, g in _core.schema_arrays() if g != "decoded"]  # in section id order
-_MB_DONE = _core.BLOB_SECTIONS - 1
+# H.264-style synthetic blobs: the sections before MB_DONE, in section id order (HEVC extras follow MB_DONE).
+_EXPORT_NAMES = [n for n, g in _core.schema_arrays() if g not in ("decoded", "hevc")]
+_MB_DONE = len(_EXPORT_NAMES)
 
 
 def _coded(name: str, w: int, h: int) -> tuple[tuple[int, ...], str]:
@@ -421,7 +424,7 @@ EXPORT_GROUPS = [g for g in pycodec.FIELD_GROUPS if g not in ("frame", "decoded"
 
 def test_blob_layout_matches_header():
     assert _HDR.itemsize == _core.BLOB_HEADER_SIZE
-    assert len(_EXPORT_NAMES) == _core.BLOB_SECTIONS - 1
+    assert len(_EXPORT_NAMES) + 1 + len(pycodec.FIELD_GROUPS["hevc"]) == _core.BLOB_SECTIONS
 
 
 def test_blob_cropping_and_metadata():
