@@ -93,6 +93,37 @@ def _mb_grid(
     ax.add_collection(LineCollection(segs, colors=colour, linewidths=lw, alpha=alpha))
 
 
+def _square_outlines(rows: np.ndarray, g: _Geometry) -> list:
+    """Line segments of the squares (x, y, log2 size) in ``rows``, in display coordinates."""
+    segs = []
+    for x, y, log2 in rows[:, :3]:
+        s = 1 << int(log2)
+        x0, y0 = int(x) - g.left, int(y) - g.top
+        segs += [((x0, y0), (x0 + s, y0)), ((x0, y0), (x0, y0 + s)),
+                 ((x0 + s, y0), (x0 + s, y0 + s)), ((x0, y0 + s), (x0 + s, y0 + s))]
+    return segs
+
+
+def _hevc_rows(fr: dict[str, Any], name: str) -> np.ndarray | None:
+    """The valid rows of the HEVC list ``hevc/cu`` or ``hevc/tu`` of a frame, or None."""
+    if f"hevc/{name}" not in fr or "hevc/counts" not in fr:
+        return None
+    n = int(fr["hevc/counts"][0 if name == "cu" else 1])
+    return np.asarray(fr[f"hevc/{name}"][:n])
+
+
+def _unit_grid(
+    ax: Any, fr: dict[str, Any], g: _Geometry, colour: str = MB_GRID_COLOUR, alpha: float = 0.45, lw: float = 0.5
+) -> str:
+    """The coding units: HEVC's CU quadtree when the file has it, else the 16x16 macroblock grid."""
+    cus = _hevc_rows(fr, "cu")
+    if cus is None:
+        _mb_grid(ax, g, colour, alpha, lw)
+        return "MB grid"
+    ax.add_collection(LineCollection(_square_outlines(cus, g), colors=colour, linewidths=lw, alpha=alpha))
+    return "CU quadtree"
+
+
 def _missing(ax: Any, g: _Geometry, title: str, names: list[str]) -> None:
     """An empty panel saying which field is missing."""
     ax.set_facecolor("#eeeeee")
@@ -191,7 +222,7 @@ def _panel_mv(ax: Any, fr: dict[str, Any], g: _Geometry, bit_depth: int) -> None
         ax.set_facecolor("black")
     else:
         ax.imshow(bg, interpolation="nearest")
-    _mb_grid(ax, g, alpha=0.3)
+    _unit_grid(ax, fr, g, alpha=0.3)
     notes, mag, cell = _draw_mvs(ax, fr, g)
     if bg is None:
         notes.insert(0, "decoded/y")
@@ -227,8 +258,8 @@ def _panel_partitions(ax: Any, fig: Any, fr: dict[str, Any], g: _Geometry, bit_d
         tkind = np.where(tu == 2, 1, np.where(tu == 3, 2, 0)).astype(np.uint8)
         source = "block/tu_log2"
     if tkind is None:
-        _mb_grid(ax, g, alpha=0.8)
-        ax.set_title("MB grid + transform partitions\n(missing: block/tkind, block/tu_log2)", fontsize=10)
+        unit = _unit_grid(ax, fr, g, alpha=0.8)
+        ax.set_title(f"{unit} + transform partitions\n(missing: block/tkind, block/tu_log2)", fontsize=10)
         g.limit(ax)
         return
     present = [k for k in TKIND if (tkind == k).any()]
@@ -238,7 +269,11 @@ def _panel_partitions(ax: Any, fig: Any, fr: dict[str, Any], g: _Geometry, bit_d
     overlay = lut[np.minimum(tkind, max(TKIND))]
     ax.imshow(overlay, extent=g.block_extent(), interpolation="nearest")
     # Outlines of each transform block, when blocks are big enough on screen to see them.
-    if 4 * g.px >= 3:
+    tus = _hevc_rows(fr, "tu")
+    if tus is not None:  # HEVC: the coded leaves of the transform quadtrees
+        segs = _square_outlines(tus[tus[:, 3] >= 0], g)
+        ax.add_collection(LineCollection(segs, colors="black", linewidths=0.4, alpha=0.6))
+    elif 4 * g.px >= 3:
         segs = []
         for (by, bx), k in np.ndenumerate(tkind):
             x0, y0 = bx * 4 - g.left, by * 4 - g.top
@@ -247,14 +282,15 @@ def _panel_partitions(ax: Any, fig: Any, fr: dict[str, Any], g: _Geometry, bit_d
             elif k == 2 and bx % 2 == 0 and by % 2 == 0:
                 segs += [((x0, y0), (x0 + 8, y0)), ((x0, y0), (x0, y0 + 8))]
         ax.add_collection(LineCollection(segs, colors="black", linewidths=0.3, alpha=0.5))
-    _mb_grid(ax, g, alpha=0.9, lw=0.8)
+    unit = _unit_grid(ax, fr, g, alpha=0.9, lw=0.8)
     handles = [Patch(color=TKIND[k][1], label=TKIND[k][0]) for k in present] or [
         Patch(color="none", label="no residual")
     ]
     ax.legend(
         handles=handles, loc="lower right", fontsize=8, framealpha=0.7, title="transform", title_fontsize=8
     )
-    ax.set_title(f"MB grid (white) + transform partitions\n(from {source})", fontsize=10)
+    tu_text = "TU quadtree (black)" if tus is not None else "transform partitions"
+    ax.set_title(f"{unit} (white) + {tu_text}\n(from {source})", fontsize=10)
     g.limit(ax)
 
 
@@ -272,7 +308,7 @@ def _panel_qp(ax: Any, fig: Any, fr: dict[str, Any], g: _Geometry) -> None:
         vmin=float(qp.min()),
         vmax=max(float(qp.max()), float(qp.min()) + 1),
     )
-    _mb_grid(ax, g, colour="black", alpha=0.15)
+    _unit_grid(ax, fr, g, colour="black", alpha=0.15)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="QP")
     ax.set_title(f"QP heat map (block/qp_y)\nmean {qp.mean():.2f}, range {qp.min()}..{qp.max()}", fontsize=10)
     g.limit(ax)
@@ -321,7 +357,7 @@ def _panel_modes(ax: Any, fr: dict[str, Any], g: _Geometry) -> None:
         vmin=-0.5,
         vmax=n - 0.5,
     )
-    _mb_grid(ax, g, colour="black", alpha=0.25)
+    _unit_grid(ax, fr, g, colour="black", alpha=0.25)
     counts = {k: int((mode == k).sum()) for k in MODES}
     total = max(mode.size, 1)
     handles = [
