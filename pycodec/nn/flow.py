@@ -16,7 +16,7 @@ def _as_tensor(x: object, name: str) -> Tensor:
         return x
     try:
         return torch.as_tensor(x)
-    except Exception as exc:  # noqa: BLE001 - one-line error for any unconvertible input
+    except Exception as exc:
         raise TypeError(f"{name} must be a tensor or array, got {type(x).__name__}") from exc
 
 

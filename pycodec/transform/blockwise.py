@@ -11,7 +11,14 @@ instead of the per-block DCs: that is the domain in which their quantization int
 from __future__ import annotations
 
 from ._backend import Array, as_float, copy, from_blocks, pad2d, repeat2d, to_blocks, to_like, unique, where
-from .h264 import chroma_dc_from_hadamard, chroma_dc_to_hadamard, h264_forward, h264_inverse, luma_dc_from_hadamard, luma_dc_to_hadamard
+from .h264 import (
+    chroma_dc_from_hadamard,
+    chroma_dc_to_hadamard,
+    h264_forward,
+    h264_inverse,
+    luma_dc_from_hadamard,
+    luma_dc_to_hadamard,
+)
 from .hevc import hevc_forward, hevc_inverse
 from .layout import DC_CHROMA2, DC_LUMA16, FREE, H264, HEVC_DCT, HEVC_DST, HEVC_SKIP, PlaneLayout
 

@@ -9,7 +9,7 @@ in, the same out; integers are promoted to float64.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def _cos_entry(m: int) -> int:
     return _COS[128 - m]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dct32() -> np.ndarray:
     t = np.array([[_cos_entry((2 * n + 1) * k) for n in range(32)] for k in range(32)], dtype=np.int64)
     t[0] = 64
@@ -52,7 +52,7 @@ def hevc_dct_matrix(n: int) -> np.ndarray:
     return _dct32()[:: 32 // n, :n].copy()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mats(kind: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     m = (DST4 if kind == "dst" else hevc_dct_matrix(n)).astype(np.float64)
     return m, np.linalg.inv(m)
