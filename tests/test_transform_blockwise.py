@@ -17,7 +17,7 @@ PROFILE = settings(max_examples=25, deadline=None, derandomize=True)
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def random_h264_maps(rng: np.random.Generator, mbh: int, mbw: int):
+def random_h264_maps(rng: np.random.Generator, mbh: int, mbw: int, force_pcm: bool = False):
     """Random but legal H.264 block maps: per MB one of i4x4, i8x8, i16, inter 4x4/8x8 (with some
     uncoded quadrants), skip, PCM."""
     tk = np.zeros((mbh * 4, mbw * 4), np.uint8)
@@ -26,7 +26,7 @@ def random_h264_maps(rng: np.random.Generator, mbh: int, mbw: int):
     for my in range(mbh):
         for mx in range(mbw):
             sl = np.s_[my * 4:my * 4 + 4, mx * 4:mx * 4 + 4]
-            kind = rng.integers(0, 7)
+            kind = 6 if force_pcm and my == mx == 0 else rng.integers(0, 7)
             coded = np.repeat(np.repeat(rng.random((2, 2)) < 0.7, 2, 0), 2, 1)
             if kind == 0:
                 mode[sl], pu[sl], tk[sl] = 0, 4, np.where(coded, 1, 0)

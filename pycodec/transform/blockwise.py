@@ -64,6 +64,7 @@ def _apply(x: Array, layout: PlaneLayout, inverse: bool) -> Array:
 
 def _dc_map(coef: Array, layout: PlaneLayout, to_hadamard: bool) -> Array:
     """Replace the DCs of DC-path groups by their Hadamard-domain values (or back)."""
+    _check(coef, layout)
     dcm = to_like(layout.dc, coef)
     present = unique(dcm)
     if present == [0]:
