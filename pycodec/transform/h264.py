@@ -178,3 +178,12 @@ def h264_dc_step(qp: int | np.ndarray, plane: str = "luma", w00: int = 16) -> np
 def h264_chroma_qp(qp_y: int | np.ndarray, offset: int = 0) -> np.ndarray:
     """QPc from the luma QP and the PPS chroma_qp_index_offset (8-bit)."""
     return CHROMA_QP[np.clip(np.asarray(qp_y, np.int64) + offset, 0, 51)]
+
+
+def h264_rounding_bound(n: int) -> np.ndarray:
+    """Largest change of each stored-domain coefficient caused by rounding every residual sample by
+    at most 1/2 (the decoder's integer output): ``32 a[v] a[u]`` with ``a = sum |B^-1|`` per row.
+    The Hadamard-domain DC values of the DC paths have the same bound as a block DC (32)."""
+    bi = _B[n][1]
+    a = np.abs(bi).sum(axis=1)
+    return 32.0 * np.outer(a, a)
