@@ -146,6 +146,12 @@ def test_back_projection_of_decoded_frames(store, name):
             full_in[off[0]:off[0] + h, off[1]:off[1] + w] = (noisy - p).numpy()
             full_out[off[0]:off[0] + h, off[1]:off[1] + w] = (o3 - p).numpy()
             xi, xo = T.plane_forward(full_in, lay), T.plane_forward(full_out, lay)
-            inside = (xi >= lo) & (xi <= hi)
+            # only macroblocks entirely inside the display window (the others also depend on the
+            # samples outside it, which the caller does not see)
+            mb = 16 // (1 if k == "y" else 2)
+            win = np.zeros(xi.shape, bool)
+            win[off[0]:off[0] + h, off[1]:off[1] + w] = True
+            full = np.repeat(np.repeat(win.reshape(win.shape[0] // mb, mb, -1, mb).all((1, 3)), mb, 0), mb, 1)
+            inside = (xi >= lo) & (xi <= hi) & full
             assert np.allclose(xo[inside], xi[inside], atol=1e-6)
-            assert np.all((xo >= lo - 1e-6) & (xo <= hi + 1e-6))
+            assert np.all(((xo >= lo - 1e-6) & (xo <= hi + 1e-6))[full])
