@@ -109,7 +109,7 @@ class TestBackProjection:
 
     def test_window_with_decoded_residual_is_exact(self):
         # when the restored window equals the decoded frame, embedding keeps it (identity)
-        r, p, c, s, lay = synthetic(4, batch=1)
+        _r, p, c, s, lay = synthetic(4, batch=1)
         dec = p + T.plane_inverse(c, lay, dc_domain=False)
         win = (slice(None), slice(2, 30), slice(0, 29))
         out = BackProjection()(*tensors(dec[win], p[win]), *tensors(c, s), lay, offset=(2, 0))

@@ -140,7 +140,7 @@ class TestPlaneTransforms:
         lg[:2, :2] = 2
         tk = np.full((4, 4), 6, np.uint8)
         tk[:2, :2] = 7  # DST for intra luma 4x4
-        luma, chroma = T.hevc_layouts(tk, lg, np.zeros((4, 4), np.uint8))
+        _, chroma = T.hevc_layouts(tk, lg, np.zeros((4, 4), np.uint8))
         assert chroma.log2.tolist() == [[2, 2], [2, 2]]  # 4x4 luma TUs: one chroma 4x4 at the parent 8x8
         assert np.all(chroma.family == LY.HEVC_DCT)  # no chroma DST
         lg32 = np.full((8, 8), 5, np.uint8)
