@@ -109,6 +109,7 @@ test: all samples
 
 bench: all
 	$(PY) benchmarks/bench.py --out docs/benchmarks.md
+	$(PY) benchmarks/bench_backprojection.py --out docs/benchmarks_backprojection.md
 
 lint: venv
 	$(VENV)/bin/ruff check pycodec tests benchmarks

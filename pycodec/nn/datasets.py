@@ -1,0 +1,236 @@
+"""Datasets over ``pycodec/1`` files: windows of 2n+1 frames of chosen fields, crops aligned to
+the codec grid (so block maps, coefficient images and MVs stay valid), flips that also flip
+block maps and motion vectors, HDF5 files opened lazily per worker process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+SCHEMA = "pycodec/1"
+PLANE_GROUPS = ("decoded", "prediction", "residual", "recon")  # display size
+COEF_GROUPS = ("coeffs", "levels", "qstep")  # coded size, per-block frequency layout
+MV_FIELDS = ("block/mv_l0", "block/mv_l1")
+
+
+def _attr(v: Any) -> Any:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class CodecWindowDataset(Dataset):
+    """Samples = (file, centre frame t): each field of ``fields`` as a window (2n+1, ...) of frames
+    t-n..t+n (``edge='replicate'`` repeats the first/last frame, ``'skip'`` only uses centres with a
+    full window), each of ``center_fields`` for frame t only.
+
+    ``crop=(h, w)``: a window of the display area whose size and coded position are multiples of the
+    codec grid (16 for H.264, attribute ``ctu_size`` or 64 for HEVC); random per sample when
+    ``random_crop`` (seeded by ``seed``, the sample index and :meth:`set_epoch`), else centred.
+    ``hflip``/``vflip``: probabilities of flipping the sample; planes and block/MB maps are
+    mirrored and motion vectors negated.  Coefficient images (coeffs, levels, qstep) cannot be
+    mirrored as images (per-block frequency layout), so asking for them with flips is an error:
+    un-flip the model output before back-projection instead.
+
+    Each sample also has ``offset`` = (top, left) of the crop in the coded plane (luma), which is
+    what :class:`pycodec.nn.BackProjection` needs for display-size planes.
+    """
+
+    def __init__(self, files: str | os.PathLike | Sequence[str | os.PathLike], fields: Iterable[str] = ("decoded/y",),
+                 center_fields: Iterable[str] = (), n: int = 2, crop: tuple[int, int] | None = None,
+                 random_crop: bool = True, hflip: float = 0.0, vflip: float = 0.0, seed: int = 0,
+                 edge: str = "replicate") -> None:
+        paths = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+        if not paths:
+            raise ValueError("no files given; pass one or more pycodec/1 files written by `pycodec extract`")
+        if n < 0:
+            raise ValueError(f"n must be >= 0 (window of 2n+1 frames), got {n}")
+        if edge not in ("replicate", "skip"):
+            raise ValueError(f"edge must be 'replicate' or 'skip', got {edge!r}")
+        if not (0 <= hflip <= 1 and 0 <= vflip <= 1):
+            raise ValueError("hflip and vflip are probabilities in [0, 1]")
+        self.paths = [os.fspath(p) for p in paths]
+        self.fields = tuple(fields)
+        self.center_fields = tuple(center_fields)
+        if not self.fields and not self.center_fields:
+            raise ValueError("no fields asked for; name schema paths such as 'decoded/y'")
+        if (hflip or vflip) and any(f.split("/")[0] in COEF_GROUPS for f in self.fields + self.center_fields):
+            raise ValueError("flips cannot be applied to coefficient images (coeffs, levels, qstep); "
+                             "drop the flips or un-flip the output before back-projection")
+        self.n, self.crop, self.random_crop = n, crop, random_crop
+        self.hflip, self.vflip, self.seed, self.edge = hflip, vflip, seed, edge
+        self.epoch = 0
+        self.meta = [self._inspect(p) for p in self.paths]
+        self.index: list[tuple[int, int]] = []
+        for i, m in enumerate(self.meta):
+            lo, hi = (n, m["frames"] - n) if edge == "skip" else (0, m["frames"])
+            self.index += [(i, t) for t in range(lo, hi)]
+        self._pid = -1
+        self._handles: dict[int, h5py.File] = {}
+
+    # ------------------------------------------------------------------ files
+    def _inspect(self, path: str) -> dict[str, Any]:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such file; check the path or extract it with `pycodec extract`")
+        try:
+            f = h5py.File(path, "r")
+        except OSError as exc:
+            raise ValueError(f"{path}: not a readable HDF5 file; pass a file written by `pycodec extract`") from exc
+        with f:
+            schema = _attr(f.attrs.get("schema"))
+            if schema != SCHEMA:
+                raise ValueError(f"{path}: schema is {schema!r}, expected {SCHEMA!r}; re-extract it with `pycodec extract`")
+            present = set()
+            f.visititems(lambda k, o: present.add(k) if isinstance(o, h5py.Dataset) else None)
+            for name in self.fields + self.center_fields:
+                if name not in present:
+                    group = name.split("/")[0]
+                    raise KeyError(f"{path}: field {name!r} is not in the file (fields extracted: "
+                                   f"{_attr(f.attrs.get('fields', '?'))}); re-extract with --fields including {group!r}")
+            a = {k: _attr(v) for k, v in f.attrs.items()}
+            codec = a.get("codec", "h264")
+            grid = 16 if codec == "h264" else int(a.get("ctu_size", 64))
+            crop = [int(v) for v in a.get("crop", (0, 0, 0, 0))]
+            meta = {"frames": int(f["frame/pts"].shape[0]), "codec": codec, "grid": grid,
+                    "height": int(a["height"]), "width": int(a["width"]), "top": crop[0], "left": crop[2]}
+        if self.crop is not None:
+            ch, cw = self.crop
+            if ch % grid or cw % grid or ch <= 0 or cw <= 0:
+                raise ValueError(f"{path}: crop {self.crop} must be positive multiples of the codec grid ({grid})")
+            if not self._positions(meta, 0, ch, meta["height"]) or not self._positions(meta, 1, cw, meta["width"]):
+                raise ValueError(f"{path}: no grid-aligned {ch}x{cw} window fits the {meta['width']}x{meta['height']} "
+                                 "display area; use a smaller crop")
+        if meta["frames"] == 0:
+            raise ValueError(f"{path}: the file has no frames")
+        return meta
+
+    @staticmethod
+    def _positions(meta: dict[str, Any], axis: int, size: int, extent: int) -> list[int]:
+        """Display offsets whose coded position is on the grid and whose window fits."""
+        off = meta["top"] if axis == 0 else meta["left"]
+        g = meta["grid"]
+        return [k * g - off for k in range((off + g - 1) // g, (off + extent) // g + 1) if k * g - off + size <= extent]
+
+    def _file(self, i: int) -> h5py.File:
+        if self._pid != os.getpid():  # a new worker process: never share handles across a fork
+            self._pid, self._handles = os.getpid(), {}
+        if i not in self._handles:
+            self._handles[i] = h5py.File(self.paths[i], "r")
+        return self._handles[i]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"], state["_pid"] = {}, -1
+        return state
+
+    def close(self) -> None:
+        """Close the HDF5 handles this process opened."""
+        for h in self._handles.values():
+            h.close()
+        self._handles = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random crops/flips (the same epoch gives the same samples)."""
+        self.epoch = int(epoch)
+
+    # ------------------------------------------------------------------ samples
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _read(self, f: h5py.File, name: str, frames: list[int], win: tuple[int, int, int, int] | None,
+              meta: dict[str, Any]) -> np.ndarray:
+        ds = f[name]
+        uniq = sorted(set(frames))
+        data = ds[uniq]
+        data = data[[uniq.index(t) for t in frames]]
+        if win is None or data.ndim < 3:
+            return data
+        y0, x0, h, w = win  # display luma coordinates
+        group = name.split("/")[0]
+        chroma = name.endswith(("/u", "/v"))
+        if group in PLANE_GROUPS:
+            oy, ox = y0, x0
+        else:  # coded-size data: shift by the crop
+            oy, ox = y0 + meta["top"], x0 + meta["left"]
+        s = 2 if chroma else 1
+        if group == "block":
+            s = 4
+        elif group == "h264":
+            s = 8 if name.endswith("sub_mb_type") else 16
+        sl = (slice(None), slice(oy // s, (oy + h) // s), slice(ox // s, (ox + w) // s))
+        return data[sl]
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f"sample {idx} out of range (dataset has {len(self)})")
+        fi, t = self.index[idx % len(self)]
+        meta = self.meta[fi]
+        rng = np.random.default_rng([self.seed, self.epoch, idx % len(self)])
+        win = None
+        y0 = x0 = 0
+        if self.crop is not None:
+            ch, cw = self.crop
+            ys = self._positions(meta, 0, ch, meta["height"])
+            xs = self._positions(meta, 1, cw, meta["width"])
+            y0, x0 = (ys[rng.integers(len(ys))], xs[rng.integers(len(xs))]) if self.random_crop else \
+                (ys[len(ys) // 2], xs[len(xs) // 2])
+            win = (y0, x0, ch, cw)
+        hf = bool(rng.random() < self.hflip)
+        vf = bool(rng.random() < self.vflip)
+        f = self._file(fi)
+        frames = [min(max(t + k, 0), meta["frames"] - 1) for k in range(-self.n, self.n + 1)]
+        out: dict[str, Any] = {"file": self.paths[fi], "frame": t, "hflip": hf, "vflip": vf,
+                               "offset": np.array([y0 + meta["top"], x0 + meta["left"]], np.int64)}
+        for names, fr, squeeze in ((self.fields, frames, False), (self.center_fields, [t], True)):
+            for name in names:
+                a = self._read(f, name, fr, win, meta)
+                a = _flip(name, a, hf, vf)
+                out[name] = a[0] if squeeze else a
+        return out
+
+
+def _flip(name: str, a: np.ndarray, hf: bool, vf: bool) -> np.ndarray:
+    """Mirror spatial arrays (frames first); negate the matching MV component."""
+    if a.ndim < 3 or not (hf or vf):
+        return a
+    mv = name in MV_FIELDS
+    ax_y, ax_x = (-3, -2) if mv else (-2, -1)
+    if hf:
+        a = np.flip(a, ax_x)
+    if vf:
+        a = np.flip(a, ax_y)
+    a = np.ascontiguousarray(a)
+    if mv:
+        if hf:
+            a[..., 0] = -a[..., 0]
+        if vf:
+            a[..., 1] = -a[..., 1]
+    return a
+
+
+def _to_tensor(a: np.ndarray) -> torch.Tensor:
+    if a.dtype == np.uint16:
+        a = a.astype(np.int32)
+    elif a.dtype == np.uint32:
+        a = a.astype(np.int64)
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a list of samples into a dict of batched tensors (strings stay lists)."""
+    if not samples:
+        raise ValueError("cannot collate an empty batch")
+    out: dict[str, Any] = {}
+    for k in samples[0]:
+        vals = [s[k] for s in samples]
+        if isinstance(vals[0], np.ndarray):
+            out[k] = torch.stack([_to_tensor(v) for v in vals])
+        elif isinstance(vals[0], (bool, int, float, np.integer, np.floating, np.bool_)):
+            out[k] = torch.tensor(vals)
+        else:
+            out[k] = vals
+    return out
