@@ -153,3 +153,14 @@ class StreamStore:
 @pytest.fixture(scope="session")
 def store(tmp_path_factory) -> StreamStore:
     return StreamStore(tmp_path_factory.mktemp("streams"))
+
+
+# ----------------------------------------------------------------------------------- HEVC streams
+
+
+@pytest.fixture(scope="session")
+def hevc_store(tmp_path_factory):
+    """The generated HEVC streams (tests/hevc_streams.py), built on first use, cached per session."""
+    import hevc_streams
+
+    return hevc_streams.HevcStore(tmp_path_factory.mktemp("hevc_streams"))
