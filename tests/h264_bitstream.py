@@ -392,7 +392,8 @@ class StreamSyntax:
         return x264_options_from_text(" ".join(self.sei_text))
 
 
-def _sei_user_data(rbsp: bytes) -> list[str]:
+def sei_messages(rbsp: bytes) -> list[tuple[int, bytes]]:
+    """(payload type, payload) of each SEI message in an SEI RBSP (same syntax in H.264 and HEVC)."""
     out = []
     i = 0
     while i < len(rbsp) and rbsp[i:] != b"\x80":
@@ -402,17 +403,21 @@ def _sei_user_data(rbsp: bytes) -> list[str]:
             i += 1
         ptype += rbsp[i]
         i += 1
-        psize = 0
+        size = 0
         while rbsp[i] == 0xFF:
-            psize += 255
+            size += 255
             i += 1
-        psize += rbsp[i]
+        size += rbsp[i]
         i += 1
-        payload = rbsp[i:i + psize]
-        i += psize
-        if ptype == 5 and len(payload) > 16:
-            out.append(payload[16:].decode("latin-1", "replace").rstrip("\x00"))
+        out.append((ptype, rbsp[i:i + size]))
+        i += size
     return out
+
+
+def _sei_user_data(rbsp: bytes) -> list[str]:
+    """Text of the user_data_unregistered SEI messages (x264 writes its options there)."""
+    return [p[16:].decode("latin-1", "replace").rstrip("\x00")
+            for t, p in sei_messages(rbsp) if t == 5 and len(p) > 16]
 
 
 def analyze_annexb(data: bytes) -> StreamSyntax:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from h264_bitstream import sei_messages
 
 # ----------------------------------------------------------------------------------- bits
 
@@ -802,27 +803,6 @@ class StreamSyntax:
         return ""
 
 
-def _sei_messages(rbsp: bytes) -> list:
-    out = []
-    i = 0
-    while i < len(rbsp) and rbsp[i:] != b"\x80":
-        ptype = 0
-        while rbsp[i] == 0xFF:
-            ptype += 255
-            i += 1
-        ptype += rbsp[i]
-        i += 1
-        size = 0
-        while rbsp[i] == 0xFF:
-            size += 255
-            i += 1
-        size += rbsp[i]
-        i += 1
-        out.append((ptype, rbsp[i:i + size]))
-        i += size
-    return out
-
-
 def analyze_nals(nals, syn: StreamSyntax | None = None) -> StreamSyntax:
     """Parse parameter sets and slice headers; group slices into pictures; derive POCs (8.3.1) and
     reference picture lists (8.3.2 / 8.3.4) of every picture."""
@@ -840,7 +820,7 @@ def analyze_nals(nals, syn: StreamSyntax | None = None) -> StreamSyntax:
             syn.pps[p["pps_id"]] = p
         elif nal.type in (PREFIX_SEI, SUFFIX_SEI):
             try:
-                syn.sei.extend(_sei_messages(nal.rbsp))
+                syn.sei.extend(sei_messages(nal.rbsp))
             except IndexError:
                 pass
         elif nal.is_vcl and nal.type <= CRA_NUT:
