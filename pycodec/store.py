@@ -6,7 +6,9 @@ import contextlib
 import errno
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -428,9 +430,119 @@ class H5Writer:
             self.abort()
 
 
-def write_frames(path: str | os.PathLike, frames: Iterable[Any], attrs: Mapping[str, Any], **kw: Any) -> int:
-    """Write an iterable of frames to ``path`` in one go; returns the number of frames."""
-    with H5Writer(path, attrs, **kw) as w:
+_STOP = object()  # end-of-stream marker of PipelinedWriter's queue
+
+
+class PipelinedWriter:
+    """An :class:`H5Writer` fed through a bounded queue by a background thread.
+
+    ``append()`` only queues the frame (blocking while ``depth`` frames are waiting); the thread
+    runs ``H5Writer.append`` on them in order: LZF compression (``pycodec._core.pack_chunk``, which
+    releases the GIL) and the HDF5 chunk writes. The decoding thread (``pycodec._core`` releases
+    the GIL while decoding) thus overlaps with compression and writing on a second CPU. The file is
+    identical to the one H5Writer alone writes, and the guarantees are the same: bounded memory,
+    the temporary file renamed by ``close()``, nothing left behind on failure. A failure in the
+    thread (a full disk, a frame of another size) is raised, as the same StoreError, by the next
+    ``append()`` or by ``close()``. Only the thread touches the H5Writer (and h5py) until it has
+    stopped.
+    """
+
+    def __init__(self, writer: H5Writer, depth: int = 4) -> None:
+        self.writer = writer
+        self.path = writer.path
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._exc: BaseException | None = None
+        self._discard = False  # abort(): drop what is still queued
+        self._accepted = 0
+        self._thread = threading.Thread(target=self._run, name="pycodec-h5-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def n(self) -> int:
+        """Frames accepted so far (queued or written)."""
+        return self._accepted
+
+    @property
+    def closed(self) -> bool:
+        return self.writer.closed
+
+    def _run(self) -> None:
+        while True:
+            frame = self._q.get()
+            if frame is _STOP:
+                return
+            if self._exc is not None or self._discard:
+                continue  # after a failure: drain, so that append() never blocks for good
+            try:
+                self.writer.append(frame)  # aborts the writer (temporary file removed) on failure
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                self._exc = exc
+
+    def _raise_failure(self) -> None:
+        if self._exc is not None:
+            raise self._exc
+
+    def append(self, frame: Any) -> None:
+        """Queue one frame; raises the writer thread's failure, if any."""
+        self._raise_failure()
+        if not self._thread.is_alive():
+            raise StoreError(f"{self.path}: writer is closed; open a new H5Writer")
+        self._q.put(frame)
+        self._accepted += 1
+
+    def _stop(self) -> None:
+        """Let the thread finish what is queued and wait for it."""
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join()
+
+    def close(self) -> str:
+        """Write what is queued, then close the H5Writer (rename into place); returns the path."""
+        try:
+            self._stop()
+        except BaseException:
+            self.abort()
+            raise
+        if self._exc is not None:
+            self.writer.abort()  # already done by the failing append; idempotent
+            raise self._exc
+        return self.writer.close()
+
+    def abort(self) -> None:
+        """Drop everything: stop the thread (queued frames are discarded) and remove the temporary file."""
+        self._discard = True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._q.get_nowait()
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join()
+        self.writer.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_frames(
+    path: str | os.PathLike,
+    frames: Iterable[Any],
+    attrs: Mapping[str, Any],
+    *,
+    pipeline: bool = False,
+    **kw: Any,
+) -> int:
+    """Write an iterable of frames to ``path`` in one go; returns the number of frames.
+
+    ``pipeline``: write through a :class:`PipelinedWriter` (a background writer thread).
+    """
+    writer = H5Writer(path, attrs, **kw)
+    with PipelinedWriter(writer) if pipeline else writer as w:
         for f in frames:
             w.append(f)
     return w.n
