@@ -217,3 +217,27 @@ def test_row_aware_lzf_round_trips_through_h5py(tmp_path):
             np.testing.assert_array_equal(f[str(i)][0], a)
     # deterministic: the same input gives the same bytes
     assert _core.pack_chunk(cases[0], True)[0] == _core.pack_chunk(cases[0].copy(), True)[0]
+
+
+def test_pipeline_queue_is_bounded_in_bytes(tmp_path):
+    """Big frames: fewer of them wait (max_bytes), but one frame always fits."""
+    gate = threading.Event()
+    real_append = store.H5Writer.append
+    frames = list(synthetic_frames(64, 64, n=4, groups="frame,decoded", seed=3))
+    size = sum(a.nbytes for a in frames[0].arrays.values())
+
+    class Slow(store.H5Writer):
+        def append(self, frame):
+            gate.wait(10)
+            real_append(self, frame)
+
+    w = store.PipelinedWriter(Slow(tmp_path / "b.h5", attrs()), depth=10, max_bytes=size + 1)
+    done = []
+    t = threading.Thread(target=lambda: [w.append(f) or done.append(f) for f in frames])
+    t.start()
+    t.join(0.5)
+    assert t.is_alive() and len(done) == 1
+    gate.set()
+    t.join(10)
+    w.close()
+    assert len(done) == 4 and w.n == 4
