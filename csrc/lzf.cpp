@@ -3,7 +3,9 @@
 //   otherwise a back reference: length L = c >> 5 (when 7, plus the next byte) + 2, then the low
 //   8 bits of the offset; the copy starts (((c & 31) << 8) | low) + 1 bytes before the output end
 //   (the source may overlap the bytes being written, which makes runs).
-// Greedy matching over a hash of the next 3 bytes; deterministic (the table is cleared per call).
+// Greedy matching over a hash of the next 3 bytes; with a row length (a 2-D array), the same
+// position one row above is tried first, since block maps mostly repeat the row above. Output is
+// deterministic (the table is cleared per call).
 #include "lzf.h"
 
 #include <cstring>
@@ -19,20 +21,25 @@ constexpr size_t kMaxLiteral = 32;
 constexpr size_t kMaxOffset = 1 << 13;     // offsets 1..8192
 constexpr size_t kMaxMatch = 7 + 255 + 2;  // 264
 
-inline uint32_t hash3(const uint8_t* p) {
-    const uint32_t v = uint32_t(p[0]) << 16 | uint32_t(p[1]) << 8 | p[2];
-    return (v * 2654435761u) >> (32 - kHashLog);
+inline uint32_t load32(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
 }
+
+// Hash of the 3 bytes at the low end of v.
+inline uint32_t hash3(uint32_t v) { return ((v & 0xffffff) * 2654435761u) >> (32 - kHashLog); }
 
 }  // namespace
 
-size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap) {
+size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_t row) {
     if (n == 0) return 0;
     thread_local std::vector<uint32_t> table(size_t(1) << kHashLog);
     uint32_t* htab = table.data();
     // Entries hold position + 1 (0: empty), so input larger than 4 GiB is not supported.
     if (n >= 0xffffffffu) return 0;
     std::memset(htab, 0, sizeof(uint32_t) << kHashLog);
+    if (row > kMaxOffset) row = 0;  // the row above is out of reach
 
     size_t op = 0;
     size_t lit = 0;  // start of the pending literal bytes
@@ -50,29 +57,34 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap) {
         return true;
     };
 
-    while (ip + 2 < n) {
-        const uint32_t h = hash3(in + ip);
-        const size_t cand = htab[h];
+    // Positions with 4 readable bytes are searched; the last 3 bytes end as literals.
+    const size_t limit = n >= 4 ? n - 3 : 0;
+    while (ip < limit) {
+        const uint32_t v = load32(in + ip);
+        const uint32_t h = hash3(v);
+        size_t cand = htab[h];
         htab[h] = uint32_t(ip + 1);
+        if (row && ip >= row && load32(in + ip - row) == v) cand = ip - row + 1;
         if (cand) {
             const size_t ref = cand - 1;
             const size_t off = ip - ref - 1;
-            if (off < kMaxOffset && in[ref] == in[ip] && in[ref + 1] == in[ip + 1] &&
-                in[ref + 2] == in[ip + 2]) {
+            if (off < kMaxOffset && ((load32(in + ref) ^ v) & 0xffffff) == 0) {
                 size_t maxlen = n - ip;
                 if (maxlen > kMaxMatch) maxlen = kMaxMatch;
                 size_t len = 3;
+                bool done = false;
                 while (len + 8 <= maxlen) {  // 8 bytes at a time, then the tail
                     uint64_t a, b;
                     std::memcpy(&a, in + ref + len, 8);
                     std::memcpy(&b, in + ip + len, 8);
                     if (a != b) {
                         len += size_t(__builtin_ctzll(a ^ b) >> 3);  // little-endian
+                        done = true;
                         break;
                     }
                     len += 8;
                 }
-                if (len + 8 > maxlen)
+                if (!done)
                     while (len < maxlen && in[ref + len] == in[ip + len]) ++len;
                 if (!flush_literals(ip)) return 0;
                 const size_t l = len - 2;
@@ -88,9 +100,9 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap) {
                 ip += len;
                 lit = ip;
                 // Index the last two positions of the match (helps the next match in runs).
-                if (ip + 2 < n) {
-                    htab[hash3(in + ip - 2)] = uint32_t(ip - 2 + 1);
-                    htab[hash3(in + ip - 1)] = uint32_t(ip - 1 + 1);
+                if (ip < limit) {
+                    htab[hash3(load32(in + ip - 2))] = uint32_t(ip - 2 + 1);
+                    htab[hash3(load32(in + ip - 1))] = uint32_t(ip - 1 + 1);
                 }
                 continue;
             }

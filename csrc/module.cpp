@@ -221,8 +221,12 @@ PYBIND11_MODULE(_core, m) {
                 throw py::error_already_set();
             const auto* p = static_cast<const uint8_t*>(view.buf);
             const size_t n = size_t(view.len);
+            // The buffer stays exported (view) and res is not shared yet: the scan and the
+            // compression run without the GIL, so that a writer thread compresses while the
+            // decoding thread decodes.
             bool zero = true;
             {
+                py::gil_scoped_release release;
                 size_t i = 0;
                 for (; i + 8 <= n; i += 8) {
                     uint64_t w;
@@ -246,8 +250,17 @@ PYBIND11_MODULE(_core, m) {
                 PyBuffer_Release(&view);
                 throw py::error_already_set();
             }
-            const size_t m =
-                lzf_compress(p, n, reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(res)), n - 1);
+            // Bytes per row of the first axis (a frame's image row): the compressor tries the
+            // row above first.
+            const size_t row = view.ndim >= 2 && view.shape && view.shape[0] > 0
+                                   ? n / size_t(view.shape[0])
+                                   : 0;
+            size_t m;
+            {
+                py::gil_scoped_release release;
+                m = lzf_compress(p, n, reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(res)), n - 1,
+                                 row);
+            }
             PyBuffer_Release(&view);
             if (m == 0) {
                 Py_DECREF(res);

@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="lzf",
         help="dataset compression (default lzf)",
     )
+    e.add_argument(
+        "--writer-thread",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="compress and write in a background thread while decoding (default auto: on when more "
+        "than one CPU is available)",
+    )
     e.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
     e.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     e.set_defaults(func=cmd_extract)
@@ -182,7 +189,7 @@ class ExtractStats:
                     self.flag_counts[name] += 1
         qp = frame.arrays.get("block/qp_y")
         if qp is not None and qp.size:
-            self.qp_sum += float(np.asarray(qp, dtype=np.float64).sum())
+            self.qp_sum += int(np.asarray(qp).sum(dtype=np.int64))
             self.qp_n += qp.size
 
     def lines(
@@ -220,6 +227,16 @@ def _expected_frames(info: dict[str, Any], frames: slice | None) -> int | None:
     return (b - a) if b is not None else None
 
 
+def _use_writer_thread(choice: str) -> bool:
+    """Whether extract writes through a background thread (``--writer-thread``)."""
+    if choice != "auto":
+        return choice == "on"
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) > 1
+
+
 def cmd_extract(a: argparse.Namespace) -> int:
     """``pycodec extract IN OUT.h5``."""
     fields = parse_fields(a.fields)
@@ -231,41 +248,40 @@ def cmd_extract(a: argparse.Namespace) -> int:
         raise CliError(f"{src}: no such file; check the path")
     if os.path.isdir(src):
         raise CliError(f"{src}: is a directory; give a video file")
-    info = dict(pycodec.info(src))
-    codec = str(info.get("codec", "?"))
-    if codec not in SUPPORTED_CODECS:
-        raise CliError(
-            f"{src}: video codec is {codec}, not H.264 or HEVC; re-encode it with libx264 or libx265 "
-            "(e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
-        )
-    wrong = [g for g in fields if pycodec.fields.CODEC_EXTRAS.get(g, codec) != codec]
-    if wrong and a.fields is not None and a.fields.strip().lower() != "all":
-        raise CliError(
-            f"--fields: group {wrong[0]!r} holds {pycodec.fields.CODEC_EXTRAS[wrong[0]]} extras but {src} "
-            f"is {codec}; leave it out"
-        )
-    fields = list(pycodec.fields.groups_for_codec(fields, codec))
-    nb = int(info.get("nb_frames") or 0)
-    if frames is not None and nb and frames.start >= nb:
-        raise CliError(
-            f"{src}: --frames {a.frames} starts after the last frame (the video has {nb} frames); "
-            f"choose a range inside 0:{nb}"
-        )
-    total = _expected_frames(info, frames)
-    attrs = store.root_attrs(
-        info,
-        fields,
-        source=os.path.abspath(src),
-        source_sha256=store.sha256_file(src),
-        first_frame=frames.start if frames else 0,
-        compression=a.compression,
-    )
-    stats = ExtractStats()
     t0 = time.perf_counter()
-    with store.H5Writer(
-        out, attrs, compression=a.compression, overwrite=a.overwrite, nb_frames=total or 0
-    ) as w:
-        with pycodec.open(src, fields=fields, frames=frames) as reader:
+    stats = ExtractStats()
+    # The decoder is opened once: its stream information is the reader's.
+    explicit = a.fields is not None and a.fields.strip().lower() != "all"
+    # all fields: the reader keeps the extras of the video's own codec only
+    with pycodec.open(src, fields=fields if explicit else None, frames=frames) as reader:
+        info = dict(getattr(reader, "info", None) or pycodec.info(src))
+        codec = str(info.get("codec", "?"))
+        if codec not in SUPPORTED_CODECS:
+            raise CliError(
+                f"{src}: video codec is {codec}, not H.264 or HEVC; re-encode it with libx264 or libx265 "
+                "(e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
+            )
+        # the reader leaves out (or, asked for explicitly, refuses) the other codec's extras
+        fields = list(getattr(reader, "fields", None) or pycodec.fields.groups_for_codec(fields, codec))
+        nb = int(info.get("nb_frames") or 0)
+        if frames is not None and nb and frames.start >= nb:
+            raise CliError(
+                f"{src}: --frames {a.frames} starts after the last frame (the video has {nb} frames); "
+                f"choose a range inside 0:{nb}"
+            )
+        total = _expected_frames(info, frames)
+        attrs = store.root_attrs(
+            info,
+            fields,
+            source=os.path.abspath(src),
+            source_sha256=store.sha256_file(src),
+            first_frame=frames.start if frames else 0,
+            compression=a.compression,
+        )
+        writer = store.H5Writer(
+            out, attrs, compression=a.compression, overwrite=a.overwrite, nb_frames=total or 0
+        )
+        with store.PipelinedWriter(writer) if _use_writer_thread(a.writer_thread) else writer as w:
             from tqdm import tqdm
 
             # disable=None: no bar when stderr is not a terminal (logs, pipes, tests) or with --quiet.
@@ -285,16 +301,16 @@ def cmd_extract(a: argparse.Namespace) -> int:
                     bar.update(1)
             finally:
                 bar.close()
-        if w.n == 0:
-            if frames is not None:
+            if w.n == 0:
+                if frames is not None:
+                    raise CliError(
+                        f"{src}: no frames in --frames {a.frames}; choose a range inside the video "
+                        "(see `pycodec info`)"
+                    )
                 raise CliError(
-                    f"{src}: no frames in --frames {a.frames}; choose a range inside the video "
-                    "(see `pycodec info`)"
+                    f"{src}: no frame could be decoded (truncated or corrupted stream); "
+                    "check the file with `pycodec info` or re-encode it"
                 )
-            raise CliError(
-                f"{src}: no frame could be decoded (truncated or corrupted stream); "
-                "check the file with `pycodec info` or re-encode it"
-            )
     seconds = time.perf_counter() - t0
     if not a.quiet:
         nbytes = os.path.getsize(out)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -366,7 +368,16 @@ class H5Writer:
             return
         self._ensure_capacity(self.n)
         for k, buf in self._meta.items():
-            self._h5[f"frame/{k}"][start : self.n] = buf[:count]
+            d = self._h5[f"frame/{k}"]
+            if not self._direct:
+                d[start : self.n] = buf[:count]
+                continue
+            # A whole chunk written directly (the part past the last frame is cut off by close()).
+            buf[count:] = 0
+            packed = _pack_chunk(buf, self.compression == "lzf")
+            if packed is None:
+                packed = (buf, int(self.compression == "lzf"))  # all zero: raw, filter skipped
+            d.id.write_direct_chunk((start,), packed[0], packed[1])
 
     # ------------------------------------------------------------------ finishing
     def close(self) -> str:
@@ -378,10 +389,11 @@ class H5Writer:
             if self.n % META_CHUNK:
                 self._flush_meta()
             assert self._h5 is not None
-            for k in FRAME_META:
-                self._h5[f"frame/{k}"].resize(self.n, axis=0)
-            for d in self._dsets.values():
-                d.resize(self.n, axis=0)
+            if self._cap != self.n:  # every dataset has self._cap frames
+                for k in FRAME_META:
+                    self._h5[f"frame/{k}"].resize(self.n, axis=0)
+                for d in self._dsets.values():
+                    d.resize(self.n, axis=0)
             self._h5.attrs["nb_frames"] = self.n
             self._h5.close()
             self._h5 = None
@@ -428,9 +440,142 @@ class H5Writer:
             self.abort()
 
 
-def write_frames(path: str | os.PathLike, frames: Iterable[Any], attrs: Mapping[str, Any], **kw: Any) -> int:
-    """Write an iterable of frames to ``path`` in one go; returns the number of frames."""
-    with H5Writer(path, attrs, **kw) as w:
+_STOP = object()  # end-of-stream marker of PipelinedWriter's queue
+
+
+class PipelinedWriter:
+    """An :class:`H5Writer` fed through a bounded queue by a background thread.
+
+    ``append()`` only queues the frame; the thread runs ``H5Writer.append`` on the frames in order:
+    LZF compression (``pycodec._core.pack_chunk``, which releases the GIL) and the HDF5 chunk
+    writes. The decoding thread (``pycodec._core`` releases the GIL while decoding) thus overlaps
+    with compression and writing on a second CPU. ``append()`` blocks while ``depth`` frames or
+    ``max_bytes`` of arrays are waiting or being written (one frame always fits), so memory stays
+    bounded. The file is identical to the one H5Writer alone writes, with the same guarantees: the
+    temporary file is renamed by ``close()`` and nothing is left behind on failure. A failure in the
+    thread (a full disk, a frame of another size) is raised, as the same exception (a one-line
+    StoreError), by the next ``append()`` or by ``close()``. Only the thread touches the H5Writer
+    (and h5py) until it has stopped.
+    """
+
+    def __init__(self, writer: H5Writer, depth: int = 4, max_bytes: int = 64 << 20) -> None:
+        self.writer = writer
+        self.path = writer.path
+        self.depth, self.max_bytes = max(1, depth), max_bytes
+        self._items: collections.deque[tuple[Any, int]] = collections.deque()
+        self._cv = threading.Condition()
+        self._pending = 0  # frames queued or being written
+        self._pending_bytes = 0
+        self._exc: BaseException | None = None
+        self._discard = False  # abort(): drop what is still queued
+        self._accepted = 0
+        self._thread = threading.Thread(target=self._run, name="pycodec-h5-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def n(self) -> int:
+        """Frames accepted so far (queued or written)."""
+        return self._accepted
+
+    @property
+    def closed(self) -> bool:
+        return self.writer.closed
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._items:
+                    self._cv.wait()
+                frame, nbytes = self._items.popleft()
+            if frame is _STOP:
+                return
+            if self._exc is None and not self._discard:
+                try:
+                    self.writer.append(frame)  # aborts the writer (temporary file removed) on failure
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                    self._exc = exc
+            del frame
+            with self._cv:
+                self._pending -= 1
+                self._pending_bytes -= nbytes
+                self._cv.notify_all()
+
+    def _put(self, item: Any, nbytes: int) -> None:
+        with self._cv:
+            while self._pending and (
+                self._pending >= self.depth or self._pending_bytes + nbytes > self.max_bytes
+            ):
+                if self._exc is not None:
+                    raise self._exc
+                self._cv.wait()
+            self._items.append((item, nbytes))
+            self._pending += 1
+            self._pending_bytes += nbytes
+            self._cv.notify_all()
+
+    def append(self, frame: Any) -> None:
+        """Queue one frame; raises the writer thread's failure, if any."""
+        if self._exc is not None:
+            raise self._exc
+        if not self._thread.is_alive():
+            raise StoreError(f"{self.path}: writer is closed; open a new H5Writer")
+        self._put(frame, sum(int(getattr(a, "nbytes", 0)) for a in frame.arrays.values()))
+        self._accepted += 1
+
+    def _stop(self) -> None:
+        """Let the thread finish what is queued and wait for it."""
+        if self._thread.is_alive():
+            with self._cv:
+                self._items.append((_STOP, 0))
+                self._cv.notify_all()
+            self._thread.join()
+
+    def close(self) -> str:
+        """Write what is queued, then close the H5Writer (rename into place); returns the path."""
+        try:
+            self._stop()
+        except BaseException:
+            self.abort()
+            raise
+        if self._exc is not None:
+            self.writer.abort()  # already done by the failing append; idempotent
+            raise self._exc
+        return self.writer.close()
+
+    def abort(self) -> None:
+        """Drop everything: stop the thread (queued frames are discarded), remove the temporary file."""
+        self._discard = True
+        with self._cv:
+            self._pending -= len(self._items)
+            self._pending_bytes -= sum(nb for _, nb in self._items)
+            self._items.clear()
+        self._stop()
+        self.writer.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_frames(
+    path: str | os.PathLike,
+    frames: Iterable[Any],
+    attrs: Mapping[str, Any],
+    *,
+    pipeline: bool = False,
+    **kw: Any,
+) -> int:
+    """Write an iterable of frames to ``path`` in one go; returns the number of frames.
+
+    ``pipeline``: write through a :class:`PipelinedWriter` (a background writer thread).
+    """
+    writer = H5Writer(path, attrs, **kw)
+    with PipelinedWriter(writer) if pipeline else writer as w:
         for f in frames:
             w.append(f)
     return w.n
