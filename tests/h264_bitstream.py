@@ -69,23 +69,28 @@ class BitWriter:
 
 
 class BitReader:
+    """MSB-first bit reader over an RBSP (emulation prevention already removed); H.264 and HEVC."""
+
     def __init__(self, data: bytes):
-        self.data = data
-        self.bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)) if data else np.zeros(0, np.uint8)
+        self.data = bytes(data)
+        self.nbits = 8 * len(self.data)
+        self.value = int.from_bytes(self.data, "big") if self.data else 0
         self.pos = 0
-        nz = np.flatnonzero(self.bits)
-        self.stop_bit = int(nz[-1]) if len(nz) else 0  # rbsp_stop_one_bit
+        # position of the rbsp_stop_one_bit: the last 1 bit
+        tz = (self.value & -self.value).bit_length() - 1 if self.value else self.nbits - 1
+        self.stop_bit = max(self.nbits - 1 - tz, 0)
 
     def u(self, n: int) -> int:
         if n == 0:
             return 0
-        if self.pos + n > len(self.bits):
-            raise ValueError("read past the end of the RBSP")
-        v = 0
-        for b in self.bits[self.pos:self.pos + n]:
-            v = (v << 1) | int(b)
+        if self.pos + n > self.nbits:
+            raise ValueError(f"read of {n} bits past the end of the RBSP ({self.nbits} bits)")
+        v = (self.value >> (self.nbits - self.pos - n)) & ((1 << n) - 1)
         self.pos += n
         return v
+
+    def flag(self) -> bool:
+        return bool(self.u(1))
 
     def ue(self) -> int:
         zeros = 0
@@ -98,6 +103,14 @@ class BitReader:
     def se(self) -> int:
         k = self.ue()
         return (k + 1) // 2 if k & 1 else -(k // 2)
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.nbits:
+            raise ValueError("skip past the end of the RBSP")
+        self.pos += n
+
+    def byte_aligned(self) -> bool:
+        return self.pos % 8 == 0
 
     def more_rbsp_data(self) -> bool:
         return self.pos < self.stop_bit

@@ -23,93 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from h264_bitstream import sei_messages
+from h264_bitstream import BitReader, sei_messages
 
 # ----------------------------------------------------------------------------------- bits
-
-
-class BitReader:
-    """MSB-first bit reader over an RBSP (emulation prevention already removed)."""
-
-    def __init__(self, data: bytes):
-        self.data = bytes(data)
-        self.nbits = 8 * len(self.data)
-        self.value = int.from_bytes(self.data, "big") if self.data else 0
-        self.pos = 0
-        # position of the rbsp_stop_one_bit: the last 1 bit
-        last = self.nbits - 1
-        while last >= 0 and not (self.value >> (self.nbits - 1 - last)) & 1:
-            last -= 1
-        self.stop_bit = max(last, 0)
-
-    def u(self, n: int) -> int:
-        if n == 0:
-            return 0
-        if self.pos + n > self.nbits:
-            raise ValueError(f"read of {n} bits past the end of the RBSP ({self.nbits} bits)")
-        v = (self.value >> (self.nbits - self.pos - n)) & ((1 << n) - 1)
-        self.pos += n
-        return v
-
-    def flag(self) -> bool:
-        return bool(self.u(1))
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.u(1) == 0:
-            zeros += 1
-            if zeros > 32:
-                raise ValueError("invalid Exp-Golomb code")
-        return (1 << zeros) - 1 + self.u(zeros)
-
-    def se(self) -> int:
-        k = self.ue()
-        return (k + 1) // 2 if k & 1 else -(k // 2)
-
-    def skip(self, n: int) -> None:
-        if self.pos + n > self.nbits:
-            raise ValueError("skip past the end of the RBSP")
-        self.pos += n
-
-    def byte_aligned(self) -> bool:
-        return self.pos % 8 == 0
-
-    def more_rbsp_data(self) -> bool:
-        return self.pos < self.stop_bit
-
-
-class BitWriter:
-    """The inverse of BitReader (for the parser's self-tests)."""
-
-    def __init__(self):
-        self.value = 0
-        self.n = 0
-
-    def u(self, n: int, v: int) -> BitWriter:
-        if v < 0 or v >= (1 << n) and n:
-            raise ValueError(f"{v} does not fit in {n} bits")
-        self.value = (self.value << n) | v
-        self.n += n
-        return self
-
-    def ue(self, v: int) -> BitWriter:
-        x = v + 1
-        k = x.bit_length()
-        return self.u(k - 1, 0).u(k, x)
-
-    def se(self, v: int) -> BitWriter:
-        return self.ue(2 * v - 1 if v > 0 else -2 * v)
-
-    def trailing(self) -> BitWriter:
-        self.u(1, 1)
-        while self.n % 8:
-            self.u(1, 0)
-        return self
-
-    def to_bytes(self) -> bytes:
-        if self.n % 8:
-            raise ValueError("not byte aligned")
-        return self.value.to_bytes(self.n // 8, "big")
 
 
 def unescape(ebsp: bytes) -> bytes:
@@ -122,19 +38,6 @@ def unescape(ebsp: bytes) -> bytes:
         if zeros >= 2 and b == 3:
             zeros = 0
             continue
-        out.append(b)
-        zeros = zeros + 1 if b == 0 else 0
-    return bytes(out)
-
-
-def escape(rbsp: bytes) -> bytes:
-    """Insert emulation_prevention_three_byte where 0x0000 is followed by 0x00..0x03."""
-    out = bytearray()
-    zeros = 0
-    for b in rbsp:
-        if zeros >= 2 and b <= 3:
-            out.append(3)
-            zeros = 0
         out.append(b)
         zeros = zeros + 1 if b == 0 else 0
     return bytes(out)

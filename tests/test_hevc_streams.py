@@ -16,6 +16,7 @@ import dataclasses
 import glob
 import os
 
+import h264_bitstream as rbsp
 import hevc_bitstream as hb
 import hevc_streams as H
 import numpy as np
@@ -25,7 +26,7 @@ import pytest
 
 
 def test_bit_reader_round_trip():
-    w = hb.BitWriter()
+    w = rbsp.BitWriter()
     vals = [0, 1, 2, 3, 7, 8, 254, 255, 1000, 65535]
     for v in vals:
         w.ue(v).se(-v).se(v).u(5, v % 32)
@@ -41,7 +42,7 @@ def test_bit_reader_round_trip():
 
 def test_emulation_prevention():
     raw = bytes([0, 0, 0, 0, 0, 1, 0, 0, 2, 5, 0, 0, 3, 0, 0])
-    esc = hb.escape(raw)
+    esc = rbsp.escape_rbsp(raw)
     assert hb.unescape(esc) == raw
     for pat in (b"\x00\x00\x00", b"\x00\x00\x01", b"\x00\x00\x02"):
         assert pat not in esc
@@ -49,7 +50,7 @@ def test_emulation_prevention():
 
 
 def test_nal_framing():
-    nal1 = bytes([0x40, 0x01]) + hb.escape(b"\x0c\x00\x00\x01\xff")   # VPS header + payload
+    nal1 = bytes([0x40, 0x01]) + rbsp.escape_rbsp(b"\x0c\x00\x00\x01\xff")   # VPS header + payload
     nal2 = bytes([0x02, 0x01]) + b"\xaa\xbb"                           # TRAIL_R, tid 0
     annexb = b"\x00\x00\x00\x01" + nal1 + b"\x00\x00\x01" + nal2 + b"\x00\x00"
     a = hb.split_annexb(annexb)
@@ -85,7 +86,7 @@ def test_diagonal_scan_and_default_scaling_lists():
 def test_scaling_list_data_round_trip():
     """scaling_list_data() with explicit, copied (pred_matrix_id_delta) and default entries."""
     rng = np.random.default_rng(3)
-    w = hb.BitWriter()
+    w = rbsp.BitWriter()
     expect = {}
     for size_id in range(4):
         step = 3 if size_id == 3 else 1
