@@ -223,7 +223,6 @@ def _encode(spec: StreamSpec, path: Path):
     import av
 
     fmt = {"hevc": "hevc", "mp4": "mp4"}[spec.container]
-    high = "10" in spec.pix_fmt
     csvf = csv_path(spec, path.parent)
     if csvf.exists():
         csvf.unlink()
@@ -235,18 +234,7 @@ def _encode(spec: StreamSpec, path: Path):
             opts["profile"] = spec.params["profile"]
         st.options = opts
         for i, planes in enumerate(frames_of(spec)):
-            fr = av.VideoFrame(spec.width, spec.height, spec.pix_fmt)
-            for pl, arr in zip(fr.planes, planes):
-                arr = np.clip(arr, 0, 255)
-                if high:
-                    a = np.rint(arr * 4).astype("<u2")
-                    bps = 2
-                else:
-                    a = np.rint(arr).astype(np.uint8)
-                    bps = 1
-                buf = np.zeros((pl.height, pl.line_size // bps), a.dtype)
-                buf[:a.shape[0], :a.shape[1]] = a
-                pl.update(buf.tobytes())
+            fr = S.video_frame(planes, spec.width, spec.height, spec.pix_fmt, clip=True)
             fr.pts = i
             for pkt in st.encode(fr):
                 out.mux(pkt)

@@ -199,12 +199,28 @@ def _x264_params(spec: StreamSpec) -> str:
     return ":".join(f"{k}={v}" for k, v in p.items())
 
 
+def video_frame(planes, width: int, height: int, pix_fmt: str, clip: bool = False):
+    """A PyAV frame of ``pix_fmt`` from float planes in 8-bit units (scaled by 4 for 10-bit formats),
+    copied row by row into PyAV's padded planes; ``clip`` clamps to [0, 255] first."""
+    import av
+
+    fr = av.VideoFrame(width, height, pix_fmt)
+    high = "10" in pix_fmt
+    for pl, arr in zip(fr.planes, planes):
+        if clip:
+            arr = np.clip(arr, 0, 255)
+        a = np.rint(arr * 4).astype("<u2") if high else np.rint(arr).astype(np.uint8)
+        buf = np.zeros((pl.height, pl.line_size // a.itemsize), a.dtype)
+        buf[:a.shape[0], :a.shape[1]] = a
+        pl.update(buf.tobytes())
+    return fr
+
+
 def _encode_x264(spec: StreamSpec, path: Path):
     import av
 
     fmt = {"264": "h264", "mkv": "matroska", "ts": "mpegts"}.get(spec.container, spec.container)
     chroma = "422" if "422" in spec.pix_fmt else "420"
-    high = "10" in spec.pix_fmt
     with av.open(str(path), "w", format=fmt) as out:
         st = out.add_stream("libx264", rate=25)
         st.width, st.height, st.pix_fmt = spec.width, spec.height, spec.pix_fmt
@@ -214,17 +230,7 @@ def _encode_x264(spec: StreamSpec, path: Path):
         st.options = opts
         for i, planes in enumerate(render(spec.width, spec.height, spec.frames, spec.seed,
                                           fade=spec.fade, chroma=chroma)):
-            fr = av.VideoFrame(spec.width, spec.height, spec.pix_fmt)
-            for pl, arr in zip(fr.planes, planes):
-                if high:
-                    a = np.rint(arr * 4).astype("<u2")
-                    bps = 2
-                else:
-                    a = np.rint(arr).astype(np.uint8)
-                    bps = 1
-                buf = np.zeros((pl.height, pl.line_size // bps), a.dtype)
-                buf[:a.shape[0], :a.shape[1]] = a
-                pl.update(buf.tobytes())
+            fr = video_frame(planes, spec.width, spec.height, spec.pix_fmt)
             fr.pts = i
             for pkt in st.encode(fr):
                 out.mux(pkt)
