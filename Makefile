@@ -30,7 +30,7 @@ EXT := pycodec/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_
 
 SAMPLES      := $(BUILD)/samples
 
-.PHONY: all venv ffmpeg ext samples demo test bench lint clean distclean ffmpeg-dev ffmpeg-patches
+.PHONY: all venv ffmpeg ext samples demo test bench lint clean distclean ffmpeg-dev ffmpeg-patches dataset
 
 all: venv ffmpeg ext
 
@@ -111,8 +111,33 @@ bench: all
 	$(PY) benchmarks/bench.py --out docs/benchmarks.md
 	$(PY) benchmarks/bench_backprojection.py --out docs/benchmarks_backprojection.md
 
+# ---------------------------------------------------------------- datasets
+# make dataset SRC=videos/ OUT=data/ [CODECS="h264 hevc"] [RATES="60k 80k 100k 120k"] [CRFS="32 42"]
+#              [SIZE=256] [GOP=0] [PRESET=medium] [FIELDS=all] [SPLIT="0.8 0.1 0.1"] [SHARD=i/N]
+# One Make target per source video and per (video, codec, setting): use -j N and -k.  With SHARD,
+# only that slice of the sources is built (one Slurm array task) and no manifest is written; a
+# final run without SHARD writes it.  docs/dataset.md.
+CODECS ?= h264
+RATES  ?= 60k 80k 100k 120k
+CRFS   ?=
+SIZE   ?= 256
+GOP    ?= 0
+PRESET ?= medium
+FIELDS ?= all
+SPLIT  ?= 0.8 0.1 0.1
+dataset: all
+	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make dataset SRC=videos/ OUT=data/ [CODECS=...] [RATES=...] (docs/dataset.md)" >&2; exit 2; }
+	@$(PY) -m pipelines.plan "$(SRC)" "$(OUT)" --codecs "$(CODECS)" --rates "$(RATES)" --crfs "$(CRFS)" \
+	  --size "$(SIZE)" --gop "$(GOP)" --preset "$(PRESET)" --fields "$(FIELDS)" --split "$(SPLIT)" $(if $(SHARD),--shard "$(SHARD)")
+ifneq ($(SHARD),)
+	@$(MAKE) --no-print-directory -f "$(OUT)/make/slice-$(subst /,-of-,$(SHARD)).mk" slice
+else
+	@rc=0; $(MAKE) --no-print-directory -f "$(OUT)/dataset.mk" shards || rc=$$?; \
+	 $(MAKE) --no-print-directory -f "$(OUT)/dataset.mk" manifest || rc=1; exit $$rc
+endif
+
 lint: venv
-	$(VENV)/bin/ruff check pycodec tests benchmarks
+	$(VENV)/bin/ruff check pycodec pipelines tests benchmarks
 
 clean:
 	rm -rf $(FFMPEG_SRC) $(FFMPEG_OBJ) $(FFMPEG_PREFIX) $(BUILD)/demo $(BUILD)/.nasm $(BUILD)/.tarball-ok \
