@@ -11,21 +11,6 @@ from functools import lru_cache
 
 import numpy as np
 
-# 68-point mirror permutation (iBUG layout): index i of a mirrored face is point MIRROR_68[i].
-MIRROR_68 = np.array(
-    list(range(16, -1, -1))                      # jaw 0..16
-    + list(range(26, 16, -1))                    # brows 17..26
-    + [27, 28, 29, 30]                           # nose bridge
-    + [35, 34, 33, 32, 31]                       # nostrils
-    + [45, 44, 43, 42, 47, 46]                   # right eye <- left eye
-    + [39, 38, 37, 36, 41, 40]                   # left eye <- right eye
-    + [54, 53, 52, 51, 50, 49, 48]               # outer lip top
-    + [59, 58, 57, 56, 55]                       # outer lip bottom
-    + [64, 63, 62, 61, 60]                       # inner lip top
-    + [67, 66, 65],                              # inner lip bottom
-    dtype=np.int64,
-)
-
 
 def model_path(name: str = "shape_predictor_68_face_landmarks.dat") -> str:
     """Path of a model file in ``face_recognition_models``, found without importing the package

@@ -84,6 +84,9 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
     import av
 
     fps = _fps(src)
+    with _open(src) as c:  # fail fast, before the slow passes
+        if not c.streams.audio:
+            raise StepFailure("no-audio", f"{src}: has no audio stream (the speech branch needs one)")
     # pass 1: frame times and face detections on a downscaled grey picture
     times: list[float] = []
     dets: list[np.ndarray] = []

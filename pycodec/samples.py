@@ -50,14 +50,29 @@ class TalkingHead:
         self.gy = ys - (height - 1) / 2
         self.base = _CROP_HEIGHT / height  # source pixels per output pixel at zoom 1
 
-    def frame(self, t: int) -> np.ndarray:
-        """Return frame ``t`` as an (H, W, 3) uint8 RGB array."""
+    def pose(self, t: int) -> tuple[float, float, float, float]:
+        """Where frame ``t`` looks: source centre x, y, zoom and tilt (radians)."""
         s = t / self.fps
         p = self.phase
         cx = _FACE_CENTRE[0] + 28 * math.sin(2 * math.pi * s / 2.1 + p[0])
         cy = _FACE_CENTRE[1] + 14 * math.sin(2 * math.pi * s / 1.7 + p[1])
         zoom = 1.0 + 0.10 * math.sin(2 * math.pi * s / 2.5 + p[2])
         tilt = 0.04 * math.sin(2 * math.pi * s / 2.9 + p[3])
+        return cx, cy, zoom, tilt
+
+    def to_frame(self, points: np.ndarray, t: int) -> np.ndarray:
+        """Source-photo pixel coordinates (..., 2) -> frame ``t`` pixel coordinates (jaw motion aside)."""
+        cx, cy, zoom, tilt = self.pose(t)
+        k = self.base / zoom
+        dx, dy = (points[..., 0] - cx) / k, (points[..., 1] - cy) / k
+        c, si = math.cos(tilt), math.sin(tilt)
+        return np.stack([c * dx + si * dy + (self.width - 1) / 2, -si * dx + c * dy + (self.height - 1) / 2], -1)
+
+    def frame(self, t: int) -> np.ndarray:
+        """Return frame ``t`` as an (H, W, 3) uint8 RGB array."""
+        s = t / self.fps
+        p = self.phase
+        cx, cy, zoom, tilt = self.pose(t)
         k = self.base / zoom
         c, si = math.cos(tilt), math.sin(tilt)
         sx = cx + k * (c * self.gx - si * self.gy)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from .backprojection import BackProjection, back_project, embed_plane
 from .color import chroma_downsample, chroma_upsample, rgb_to_ycbcr, ycbcr_to_rgb
-from .datasets import CodecWindowDataset, collate
+from .datasets import MIRROR_68, CodecWindowDataset, collate, shards_from_manifest
 from .flow import block_flow, downsample_flow, mv_to_flow, warp
 
 __all__ = [
+    "MIRROR_68",
     "BackProjection",
     "CodecWindowDataset",
     "back_project",
@@ -21,6 +22,7 @@ __all__ = [
     "embed_plane",
     "mv_to_flow",
     "rgb_to_ycbcr",
+    "shards_from_manifest",
     "warp",
     "ycbcr_to_rgb",
 ]

@@ -14,7 +14,15 @@ import torch
 from torch.utils.data import Dataset
 
 SCHEMA = "pycodec/1"
-PLANE_GROUPS = ("decoded", "prediction", "residual", "recon")  # display size
+PLANE_GROUPS = ("decoded", "prediction", "residual", "recon", "gt")  # display size (gt: dataset shards)
+# Dataset-shard groups (docs/schema.md "Dataset shards") that are per-frame values, not images:
+# x, y points in display pixels (moved by crops, mirrored by flips), and plain per-frame values.
+POINT_FIELDS = ("landmarks/gt", "landmarks/decoded", "face/box")
+VALUE_GROUPS = ("audio", "crop", "keyframes", "face", "landmarks", "frame")
+# 68-point mirror permutation (iBUG order): point i of a mirrored face is point MIRROR_68[i].
+MIRROR_68 = np.array([*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
+                      45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40, 54, 53, 52, 51, 50, 49, 48,
+                      59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
 COEF_GROUPS = ("coeffs", "levels", "qstep")  # coded size, per-block frequency layout
 MV_FIELDS = ("block/mv_l0", "block/mv_l1")
 
@@ -38,12 +46,18 @@ class CodecWindowDataset(Dataset):
 
     Each sample also has ``offset`` = (top, left) of the crop in the coded plane (luma), which is
     what :class:`pycodec.nn.BackProjection` needs for display-size planes.
+
+    Dataset shards (``make dataset``) add ``gt/{y,u,v}`` (cropped and flipped like ``decoded/``),
+    ``landmarks/{gt,decoded}`` and ``face/box`` (x, y in display pixels: shifted by the crop,
+    mirrored by flips, with the 68-point left/right permutation) and per-frame values such as
+    ``audio/mfcc``.  ``windows`` gives fields their own half-window, e.g. ``{"audio/mfcc": 10}`` for
+    the papers' 21 speech steps around frame t (edges replicated).
     """
 
     def __init__(self, files: str | os.PathLike | Sequence[str | os.PathLike], fields: Iterable[str] = ("decoded/y",),
                  center_fields: Iterable[str] = (), n: int = 2, crop: tuple[int, int] | None = None,
                  random_crop: bool = True, hflip: float = 0.0, vflip: float = 0.0, seed: int = 0,
-                 edge: str = "replicate") -> None:
+                 edge: str = "replicate", windows: dict[str, int] | None = None) -> None:
         paths = [files] if isinstance(files, (str, os.PathLike)) else list(files)
         if not paths:
             raise ValueError("no files given; pass one or more pycodec/1 files written by `pycodec extract`")
@@ -56,6 +70,12 @@ class CodecWindowDataset(Dataset):
         self.paths = [os.fspath(p) for p in paths]
         self.fields = tuple(fields)
         self.center_fields = tuple(center_fields)
+        self.windows = dict(windows or {})
+        for name, k in self.windows.items():
+            if name not in self.fields:
+                raise ValueError(f"windows: {name!r} is not one of the fields {self.fields}")
+            if int(k) < 0:
+                raise ValueError(f"windows: {name!r} needs a half-window >= 0, got {k}")
         if not self.fields and not self.center_fields:
             raise ValueError("no fields asked for; name schema paths such as 'decoded/y'")
         if (hflip or vflip) and any(f.split("/")[0] in COEF_GROUPS for f in self.fields + self.center_fields):
@@ -147,10 +167,15 @@ class CodecWindowDataset(Dataset):
         uniq = sorted(set(frames))
         data = ds[uniq]
         data = data[[uniq.index(t) for t in frames]]
-        if win is None or data.ndim < 3:
+        group = name.split("/")[0]
+        if name in POINT_FIELDS and win is not None:
+            data = data.copy()
+            data[..., 0::2] -= win[1]  # x: landmarks (..., 68, 2) and boxes (..., 4) alike
+            data[..., 1::2] -= win[0]
+            return data
+        if win is None or data.ndim < 3 or group in VALUE_GROUPS:
             return data
         y0, x0, h, w = win  # display luma coordinates
-        group = name.split("/")[0]
         chroma = name.endswith(("/u", "/v"))
         if group in PLANE_GROUPS:
             oy, ox = y0, x0
@@ -185,10 +210,19 @@ class CodecWindowDataset(Dataset):
         frames = [min(max(t + k, 0), meta["frames"] - 1) for k in range(-self.n, self.n + 1)]
         out: dict[str, Any] = {"file": self.paths[fi], "frame": t, "hflip": hf, "vflip": vf,
                                "offset": np.array([y0 + meta["top"], x0 + meta["left"]], np.int64)}
+        size = (win[2], win[3]) if win is not None else (meta["height"], meta["width"])
         for names, fr, squeeze in ((self.fields, frames, False), (self.center_fields, [t], True)):
             for name in names:
+                if name in self.windows and not squeeze:
+                    k = int(self.windows[name])
+                    fr = [min(max(t + j, 0), meta["frames"] - 1) for j in range(-k, k + 1)]
+                elif not squeeze:
+                    fr = frames
                 a = self._read(f, name, fr, win, meta)
-                a = _flip(name, a, hf, vf)
+                if name in POINT_FIELDS:
+                    a = _flip_points(name, a, hf, vf, size)
+                elif name.split("/")[0] not in VALUE_GROUPS:
+                    a = _flip(name, a, hf, vf)
                 out[name] = a[0] if squeeze else a
         return out
 
@@ -210,6 +244,49 @@ def _flip(name: str, a: np.ndarray, hf: bool, vf: bool) -> np.ndarray:
         if vf:
             a[..., 1] = -a[..., 1]
     return a
+
+
+def _flip_points(name: str, a: np.ndarray, hf: bool, vf: bool, size: tuple[int, int]) -> np.ndarray:
+    """Mirror x, y points (pixel centres at integers) in an (h, w) picture; landmarks also swap
+    left and right (MIRROR_68), boxes swap their x0/x1 (y0/y1) edges."""
+    if not (hf or vf):
+        return a
+    h, w = size
+    a = a.astype(np.float32, copy=True)
+    if hf:
+        a[..., 0::2] = (w - 1) - a[..., 0::2]
+    if vf:
+        a[..., 1::2] = (h - 1) - a[..., 1::2]
+    if name.startswith("landmarks/"):
+        if hf:  # a vertical flip alone keeps left and right
+            a = a[..., MIRROR_68, :]
+    elif name == "face/box":
+        if hf:
+            a[..., [0, 2]] = a[..., [2, 0]]
+        if vf:
+            a[..., [1, 3]] = a[..., [3, 1]]
+    return np.ascontiguousarray(a)
+
+
+def shards_from_manifest(manifest: str | os.PathLike, split: str | None = None, codec: str | None = None,
+                         setting: str | None = None) -> list[str]:
+    """Shard paths listed in a ``make dataset`` manifest (``manifest.jsonl``), optionally only one
+    split (train/val/test), codec or setting (e.g. ``h264-cbr80k``)."""
+    import json
+
+    root = os.path.dirname(os.path.abspath(manifest))
+    if not os.path.isfile(manifest):
+        raise FileNotFoundError(f"{manifest}: no such manifest; build the dataset with `make dataset`")
+    out = []
+    with open(manifest) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if (split is None or r["split"] == split) and (codec is None or r["codec"] == codec) \
+                    and (setting is None or r["setting"] == setting):
+                out.append(os.path.join(root, r["shard"]))
+    return out
 
 
 def _to_tensor(a: np.ndarray) -> torch.Tensor:

@@ -1,0 +1,243 @@
+"""`make dataset` end to end, on a real talking-face clip with sound (Megamind.avi from Debian's
+opencv-doc, fetched by scripts/fetch_samples.sh and cached in build/samples) and on a generated
+one (the astronaut photo moving and zooming, tone bursts as speech), next to inputs that must be
+reported and skipped: corrupted, faceless, soundless, too short.
+
+One build with -j 1 and -k; a second, into another folder, as two Slurm-style slices (SHARD=0/2,
+1/2) with -j 2 and a final run for the manifest: both must give the same shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT
+
+SIZE = 128
+ARGS = ["CODECS=h264 hevc", "RATES=80k", f"SIZE={SIZE}"]
+SAMPLES = os.environ.get("PYCODEC_SAMPLES", str(ROOT / "build" / "samples"))
+BAD = {"bad__corrupt": "unreadable", "bad__noface": "no-face", "bad__Megamind_bugy": "no-audio",
+       "bad__short": "too-short"}
+GOOD = ("gen__astronaut", "megamind__Megamind")
+BURSTS = ((1.0, 1.4), (2.0, 2.4))
+PATHLIKE = {"source", "source_video"}  # attributes that name files (differ between two folders)
+
+
+def make(*args: str, cwd: str = str(ROOT)) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def _sample(name: str) -> str:
+    p = os.path.join(SAMPLES, name)
+    if not os.path.exists(p):  # fetch (apt-get download opencv-doc) and cache
+        subprocess.run([str(ROOT / "scripts" / "fetch_samples.sh"), SAMPLES], check=True, capture_output=True)
+    return p
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from pipelines.synthetic import face_clip, faceless_clip
+
+    src = tmp_path_factory.mktemp("src")
+    for d in ("megamind", "gen", "bad"):
+        (src / d).mkdir()
+    shutil.copy(_sample("Megamind.avi"), src / "megamind" / "Megamind.avi")
+    shutil.copy(_sample("Megamind_bugy.avi"), src / "bad" / "Megamind_bugy.avi")
+    face_clip(src / "gen" / "astronaut.mp4", frames=75, bursts=BURSTS)
+    face_clip(src / "bad" / "short.mp4", frames=10)
+    faceless_clip(src / "bad" / "noface.mp4")
+    (src / "bad" / "corrupt.mp4").write_bytes(np.random.default_rng(3).bytes(50_000))
+    out1 = tmp_path_factory.mktemp("out_j1")
+    r1 = make("-k", "-j1", "dataset", f"SRC={src}", f"OUT={out1}", *ARGS)
+    return {"src": src, "out": out1, "run": r1}
+
+
+def shards(out) -> list[str]:
+    with open(os.path.join(out, "manifest.jsonl")) as f:
+        return [os.path.join(out, json.loads(line)["shard"]) for line in f]
+
+
+def test_manifest_failures_and_summary(built):
+    r = built["run"]
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in open(built["out"] / "manifest.jsonl")]
+    assert sorted((x["video"], x["setting"]) for x in rows) == sorted(
+        (v, s) for v in GOOD for s in ("h264-cbr80k", "hevc-cbr80k"))
+    assert all(x["identity"] == x["video"].split("__")[0] for x in rows)
+    fails = {line.split("\t")[0]: line.split("\t")[2] for line in open(built["out"] / "failures.tsv").readlines()[1:]
+             if line.split("\t")[1] == "-"}
+    assert fails == BAD
+    # progress per video and the closing table
+    assert "prepare megamind__Megamind: 270 frames" in r.stderr
+    assert "shard gen__astronaut: hevc-cbr80k: 75 frames" in r.stderr
+    for v in (*GOOD, *BAD):
+        assert v in r.stdout
+    assert "2 videos" not in r.stdout and "6 videos, 4 shards" in r.stdout
+    assert not list(built["out"].rglob(".*.tmp")) and not list(built["out"].rglob("*.log"))
+
+
+@pytest.fixture(scope="module")
+def opened(built):
+    files = {os.path.relpath(p, built["out"]): h5py.File(p, "r") for p in shards(built["out"])}
+    yield files
+    for f in files.values():
+        f.close()
+
+
+def test_shards_are_pycodec_files_with_aligned_extras(opened):
+    import pycodec.store
+
+    for name, f in opened.items():
+        n = f["frame/pts"].shape[0]
+        assert f.attrs["schema"] == "pycodec/1" and f.attrs["dataset_schema"] == "pycodec-dataset/1"
+        assert f.attrs["codec"] == name.split("/")[2].split("-")[0]
+        assert n == (270 if "Megamind" in name else 75)
+        assert f["gt/y"].shape == f["decoded/y"].shape == (n, SIZE, SIZE)
+        assert f["gt/u"].shape == f["decoded/u"].shape == (n, SIZE // 2, SIZE // 2)
+        for k, shape in (("landmarks/gt", (n, 68, 2)), ("landmarks/decoded", (n, 68, 2)), ("audio/mfcc", (n, 4, 13)),
+                         ("crop/box", (n, 4)), ("face/box", (n, 4)), ("face/detected", (n,)),
+                         ("keyframes/iframe", (n,)), ("frame/time", (n,))):
+            assert f[k].shape == shape, k
+        # ground truth and decoded frames are the same pictures, in the same order
+        gt, dec = f["gt/y"][:].astype(float), f["decoded/y"][:].astype(float)
+        same = np.median([((gt[t] - dec[t]) ** 2).mean() for t in range(n)])
+        shifted = np.median([((gt[t] - dec[t + 2]) ** 2).mean() for t in range(n - 2)])
+        assert 10 * np.log10(255 ** 2 / same) > 25 and shifted > 3 * same, name
+        # I-frames every GOP (one second) frames, as the flags say
+        iframes = np.flatnonzero(f["keyframes/iframe"][:])
+        assert iframes.tolist() == list(range(0, n, int(f.attrs["gop"])))
+        np.testing.assert_array_equal(f["keyframes/iframe"][:], f["frame/type"][:] == ord("I"))
+        with pycodec.store.open_h5(f.filename) as h:  # the toolkit reads it like any extracted file
+            assert len(h) == n and "decoded" in h.groups()
+        frame = pycodec.store.read_frame(f.filename, n // 2, ["decoded"])
+        np.testing.assert_array_equal(frame["decoded/y"] if "decoded/y" in frame else frame["decoded"]["y"],
+                                      f["decoded/y"][n // 2])
+
+
+def test_cbr_bitrate_within_15_percent(opened):
+    for name, f in opened.items():
+        target, got = f.attrs["bitrate_target_kbps"], f.attrs["bitrate_kbps"]
+        assert abs(got - target) <= 0.15 * target, (name, got)
+        # the same figure from the decoder's own packet sizes
+        fps = f.attrs["fps"][0] / f.attrs["fps"][1]
+        from_packets = f["frame/pkt_bytes"][:].sum() * 8 / (f["frame/pts"].shape[0] / fps) / 1000
+        assert abs(from_packets - got) <= 0.01 * got, name
+
+
+def test_landmarks_land_on_the_generated_face(opened):
+    from pipelines import face
+    from pycodec.samples import TalkingHead
+    from skimage import data
+
+    grey = (data.astronaut() @ [0.299, 0.587, 0.114]).astype(np.uint8)
+    ref = face.landmarks(grey, face.detect(grey, 1)[0])  # on the still photo
+    scene = TalkingHead(480, 272, 25, 0)
+    f = opened["shards/gen__astronaut/h264-cbr80k.h5"]
+    box, lm = f["crop/box"][:], f["landmarks/gt"][:]
+    err = np.stack([np.linalg.norm(face.to_crop_coords(scene.to_frame(ref, t), box[t], SIZE) - lm[t], axis=1)
+                    for t in range(len(lm))])
+    assert np.median(err) < 2.0 and err.mean(1).max() < 3.0, (np.median(err), err.mean(1).max())
+    assert f["face/detected"][:].all()
+
+
+def test_landmarks_on_megamind(opened):
+    f = opened["shards/megamind__Megamind/h264-cbr80k.h5"]
+    det = f["face/detected"][:]
+    assert det.mean() > 0.9
+    gt, dec = f["landmarks/gt"][:][det], f["landmarks/decoded"][:][det]
+    assert gt.min() > -SIZE * 0.1 and gt.max() < SIZE * 1.1  # on the crop
+    centre = gt.mean(1)
+    assert np.all(np.abs(centre - SIZE / 2) < SIZE * 0.2)  # the crop is centred on the face
+    d = np.linalg.norm(gt - dec, axis=2)
+    assert 0 < d.mean() < 3.0  # compression moves them a little, not away
+
+
+def test_mfcc_follows_the_generated_speech(opened):
+    c0 = opened["shards/gen__astronaut/hevc-cbr80k.h5"]["audio/mfcc"][:, :, 0]
+    loud = np.flatnonzero(c0.min(1) > (c0.max() + c0.min()) / 2)
+    # frames whose 4 MFCC steps (40 ms around the frame time) lie inside a burst: through AAC,
+    # 44.1 kHz stereo resampling and the encoder's priming delay
+    assert loud.tolist() == list(range(26, 35)) + list(range(51, 60))
+
+
+def test_rerun_does_nothing(built):
+    before = {p: os.stat(p).st_mtime_ns for p in shards(built["out"])}
+    r = make("dataset", f"SRC={built['src']}", f"OUT={built['out']}", *ARGS)
+    assert r.returncode == 0
+    assert "prepare " not in r.stderr and "shard " not in r.stderr
+    assert {p: os.stat(p).st_mtime_ns for p in before} == before
+    assert make("-q", "-f", str(built["out"] / "dataset.mk"), "all").returncode == 0
+
+
+def _same_h5(a: str, b: str) -> None:
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        names_a, names_b = [], []
+        fa.visit(names_a.append)
+        fb.visit(names_b.append)
+        assert names_a == names_b
+        for k in names_a:
+            if isinstance(fa[k], h5py.Dataset):
+                np.testing.assert_array_equal(fa[k][()], fb[k][()], err_msg=k)
+        skip = PATHLIKE
+        assert {k: str(v) for k, v in fa.attrs.items() if k not in skip} == \
+            {k: str(v) for k, v in fb.attrs.items() if k not in skip}
+
+
+def test_slices_with_j2_give_the_same_shards(built, tmp_path_factory):
+    out2 = tmp_path_factory.mktemp("out_slices")
+    for s in ("0/2", "1/2"):
+        r = make("-j2", "dataset", f"SRC={built['src']}", f"OUT={out2}", f"SHARD={s}", *ARGS)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert not (out2 / "manifest.jsonl").exists()  # a slice writes no manifest
+    r = make("-j2", "dataset", f"SRC={built['src']}", f"OUT={out2}", *ARGS)
+    assert r.returncode == 0 and "prepare " not in r.stderr and "shard " not in r.stderr  # all built by the slices
+    def rows(out):  # file sizes differ by the length of the path attributes
+        return [{k: v for k, v in json.loads(line).items() if k != "bytes"} for line in open(out / "manifest.jsonl")]
+    assert rows(out2) == rows(built["out"])
+    for p in shards(built["out"]):
+        _same_h5(p, str(out2 / os.path.relpath(p, built["out"])))
+    # a missing shard is rebuilt alone
+    gone = out2 / "shards" / "gen__astronaut" / "hevc-cbr80k.json"
+    gone.unlink()
+    r = make("-j2", "dataset", f"SRC={built['src']}", f"OUT={out2}", *ARGS)
+    assert r.returncode == 0 and r.stderr.count("shard ") == 1 and "prepare " not in r.stderr
+
+
+def test_torch_dataset_reads_the_shards(built):
+    import torch
+    from pycodec.nn import MIRROR_68, CodecWindowDataset, collate, shards_from_manifest
+
+    paths = shards_from_manifest(built["out"] / "manifest.jsonl", codec="h264")
+    assert len(paths) == 2
+    fields = ("decoded/y", "gt/y", "audio/mfcc", "block/mv_l0", "prediction/y")
+    center = ("landmarks/decoded", "landmarks/gt", "keyframes/iframe")
+    plain = CodecWindowDataset(paths, fields=fields, center_fields=center, n=2, windows={"audio/mfcc": 10})
+    flipped = CodecWindowDataset(paths, fields=fields, center_fields=center, n=2, windows={"audio/mfcc": 10},
+                                 hflip=1.0)
+    s, m = plain[100], flipped[100]
+    assert s["decoded/y"].shape == (5, SIZE, SIZE) and s["audio/mfcc"].shape == (21, 4, 13)
+    with h5py.File(s["file"], "r") as f:
+        np.testing.assert_array_equal(s["audio/mfcc"], f["audio/mfcc"][s["frame"] - 10:s["frame"] + 11])
+        np.testing.assert_array_equal(s["landmarks/gt"], f["landmarks/gt"][s["frame"]])
+    np.testing.assert_array_equal(m["gt/y"], s["gt/y"][..., ::-1])
+    lm, lf = s["landmarks/gt"], m["landmarks/gt"]
+    np.testing.assert_allclose(lf[:, 0], SIZE - 1 - lm[MIRROR_68, 0])
+    np.testing.assert_allclose(lf[:, 1], lm[MIRROR_68, 1])
+    assert lf[36:42, 0].mean() < lf[42:48, 0].mean()  # the subject's right eye stays on the image left
+    batch = collate([plain[i] for i in range(3)])
+    assert batch["audio/mfcc"].shape == (3, 21, 4, 13) and batch["gt/y"].dtype == torch.uint8
+    # crops move the points with the picture
+    cropped = CodecWindowDataset(paths[:1], fields=("gt/y",), center_fields=("landmarks/gt",), crop=(64, 64),
+                                 random_crop=False)
+    c = cropped[5]
+    y0, x0 = c["offset"]
+    with h5py.File(paths[0], "r") as f:
+        np.testing.assert_allclose(c["landmarks/gt"], f["landmarks/gt"][5] - [x0, y0])
+        np.testing.assert_array_equal(c["gt/y"][2], f["gt/y"][5, y0:y0 + 64, x0:x0 + 64])
