@@ -17,7 +17,7 @@ AUDIO_RATE = 44100
 def bursts_audio(seconds: float, bursts: Sequence[tuple[float, float]], rate: int = AUDIO_RATE) -> np.ndarray:
     """Stereo float32 (2, S): quiet noise, and voiced tone bursts (140 Hz with harmonics) in each
     (start, end) second interval."""
-    n = int(round(seconds * rate))
+    n = round(seconds * rate)
     t = np.arange(n) / rate
     rng = np.random.default_rng(7)
     x = rng.normal(0, 0.002, n)

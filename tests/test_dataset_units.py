@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+
 from pipelines import audio, common, encode, face, plan
 
 
@@ -116,7 +117,7 @@ class TestSettings:
             with pytest.raises(argparse.ArgumentTypeError):
                 common.parse_shard(bad)
         slices = [[k for k in range(23) if common.in_shard(k, (i, 4))] for i in range(4)]
-        assert sorted(sum(slices, [])) == list(range(23))
+        assert sorted(k for sl in slices for k in sl) == list(range(23))
 
     def test_split_is_deterministic_and_proportional(self):
         ids = [f"id{k:05d}" for k in range(4000)]
@@ -137,27 +138,33 @@ class TestSources:
                        ("id002__x_y", "id002"), ("solo", "solo"), ("solo_mp4", "solo_mp4")]
 
 
+def open_text(path) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 class TestRunStep:
     def test_ok_failure_and_crash(self, tmp_path, capsys):
         st = str(tmp_path / "s.json")
         assert common.run_step("t", st, lambda: {"frames": 3}, {"video": "v"}) == 0
-        assert json.load(open(st))["status"] == "ok"
+        assert json.loads(open_text(st))["status"] == "ok"
 
         def fails():
             raise common.StepFailure("no-face", "nothing there")
         assert common.run_step("t", st, fails, {"video": "v"}) == 0
-        assert json.load(open(st))["reason"] == "no-face"
+        assert json.loads(open_text(st))["reason"] == "no-face"
         os.unlink(st)
 
         def crashes():
             raise RuntimeError("disk on fire")
         assert common.run_step("t", st, crashes, {"video": "v"}) == 2
-        assert not os.path.exists(st) and "disk on fire" in open(tmp_path / "s.log").read()
+        assert not os.path.exists(st) and "disk on fire" in open_text(tmp_path / "s.log")
         assert "error on v: RuntimeError: disk on fire" in capsys.readouterr().err
 
     def test_atomic_path_leaves_nothing_on_error(self, tmp_path):
         target = tmp_path / "out.bin"
         with pytest.raises(ValueError), common.atomic_path(str(target)) as tmp:
-            open(tmp, "w").write("partial")
+            with open(tmp, "w") as f:
+                f.write("partial")
             raise ValueError
         assert os.listdir(tmp_path) == []
