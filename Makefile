@@ -110,6 +110,7 @@ test: all samples
 bench: all
 	$(PY) benchmarks/bench.py --out docs/benchmarks.md
 	$(PY) benchmarks/bench_backprojection.py --out docs/benchmarks_backprojection.md
+	$(PY) benchmarks/bench_dataset.py --out docs/benchmarks_dataset.md
 
 # ---------------------------------------------------------------- datasets
 # make dataset SRC=videos/ OUT=data/ [CODECS="h264 hevc"] [RATES="60k 80k 100k 120k"] [CRFS="32 42"]

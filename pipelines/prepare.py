@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from fractions import Fraction
@@ -92,6 +93,14 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
     dets: list[np.ndarray] = []
     attempted: list[bool] = []
     width = height = 0
+    clock = {"t": time.perf_counter()}
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:  # seconds per sub-step, for `make bench`
+        now = time.perf_counter()
+        timings[name] = round(timings.get(name, 0.0) + now - clock["t"], 4)
+        clock["t"] = now
+
     bar = progress(None, f"{label or os.path.basename(src)}: detect", quiet)
     for t, fr in enumerate(_frames(src)):
         width, height = fr.width, fr.height
@@ -108,6 +117,7 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
             attempted.append(False)
         bar.update(1)
     bar.close()
+    lap("decode+detect")
     n = len(times)
     if n < min_frames:
         raise StepFailure("too-short", f"{src}: {n} frames, fewer than the {min_frames} required (--min-frames)")
@@ -116,6 +126,7 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
         raise StepFailure("no-audio", f"{src}: has no audio stream (the speech branch needs one)")
     if len(x) == 0:
         raise StepFailure("no-audio", f"{src}: the audio stream decodes to nothing")
+    lap("audio")
     face_box, crop_box = face.track(dets, float(fps), settings, np.array(attempted))
     rel = np.asarray(times) - times[0]
 
@@ -146,6 +157,7 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
         for p in st.encode():
             out.mux(p)
     bar.close()
+    lap("crop+landmarks")
     feats = audio.frame_mfcc(x, rel)
     with atomic_path(os.path.join(work, "audio.wav"), ".wav") as tmp:
         audio.write_wav(tmp, x)
@@ -153,13 +165,14 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
         np.savez(f, times=rel, crop_box=crop_box.astype(np.float32), face_box=face_box.astype(np.float32),
                  face_box_crop=face_crop, landmarks=lm, mfcc=feats,
                  detected=np.array([len(d) > 0 for d in dets]), attempted=np.array(attempted))
+    lap("mfcc")
     found = sum(len(d) > 0 for d in dets)
     return {"frames": n, "fps": [fps.numerator, fps.denominator], "duration_s": n / float(fps),
             "source_width": width, "source_height": height, "size": size,
             "audio_s": round(len(x) / audio.SAMPLE_RATE, 3), "face_frac": round(found / max(1, sum(attempted)), 4),
             "shots": len(face.segments(face.choose_faces(dets), settings.cut_iou)),
             "track": asdict(settings), "detect_every": detect_every, "detect_max_side": detect_max_side,
-            "upsample": upsample}
+            "upsample": upsample, "timings": timings}
 
 
 def add_args(p: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,7 +81,17 @@ def build_shard(work: str, out: str, s: EncodeSetting, fields: str, quiet: bool 
     tr = np.load(os.path.join(work, "track.npz"))
     n = int(prep["frames"])
     mp4 = os.path.join(work, s.name + ".mp4")
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:  # seconds per sub-step, for `make bench`
+        nonlocal t0
+        now = time.perf_counter()
+        timings[name] = round(now - t0, 4)
+        t0 = now
+
     enc = encode(os.path.join(work, "crop.mkv"), mp4, s, quiet, vid)
+    lap("encode")
     if enc["frames"] != n:
         raise RuntimeError(f"{mp4}: encoded {enc['frames']} frames, the crop has {n}")
     with atomic_path(out, ".h5") as tmp:
@@ -92,6 +103,7 @@ def build_shard(work: str, out: str, s: EncodeSetting, fields: str, quiet: bool 
             rc = pycodec.cli.main(argv)
         if rc != 0:
             raise RuntimeError(f"pycodec extract {mp4} failed: {err.getvalue().strip()}")
+        lap("extract")
         with h5py.File(tmp, "a") as f:
             if f["frame/pts"].shape[0] != n:
                 raise RuntimeError(f"{mp4}: pycodec decoded {f['frame/pts'].shape[0]} frames, expected {n}")
@@ -103,6 +115,7 @@ def build_shard(work: str, out: str, s: EncodeSetting, fields: str, quiet: bool 
                 lm_dec[t] = face.landmarks(dec_y[t], boxes[t])
                 bar.update(1)
             bar.close()
+            lap("landmarks")
             gy, gu, gv = _gt_planes(os.path.join(work, "crop.mkv"), n)
             for name, plane in (("y", gy), ("u", gu), ("v", gv)):
                 _like(f, f"gt/{name}", plane, f"decoded/{name}")
@@ -134,7 +147,8 @@ def build_shard(work: str, out: str, s: EncodeSetting, fields: str, quiet: bool 
                 attrs["bitrate_target_kbps"] = s.value
             for k, v in attrs.items():
                 f.attrs[k] = v
-    return {"shard": os.path.abspath(out), "frames": n, "setting": s.name, "codec": s.codec,
+    lap("assemble")
+    return {"timings": timings, "shard": os.path.abspath(out), "frames": n, "setting": s.name, "codec": s.codec,
             "mode": s.mode, "value": s.value, "bitrate_kbps": enc["bitrate_kbps"], "gop": enc["gop"],
             "iframes": iframes,
             "bytes": os.path.getsize(out)}
