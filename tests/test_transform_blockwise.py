@@ -262,3 +262,44 @@ class TestIntervals:
         assert np.array_equal(T.h264_plane_steps(qstep, None, luma, "y"), qstep)
         with pytest.raises(ValueError, match="plane"):
             T.h264_plane_steps(qstep, dc_qmul, luma, "q")
+
+
+class TestPlans:
+    """The compiled per-layout plans behind the plane transforms (pycodec.transform.plan)."""
+
+    def test_cached_by_content_and_shared_by_numpy_and_torch(self):
+        from pycodec.transform import plan as P
+
+        luma, _ = T.h264_layouts(*random_h264_maps(np.random.default_rng(9), 2, 2))
+        p1 = P.get_plan(luma, 32, 32)
+        assert P.get_plan(luma.map(np.copy), 32, 32) is p1  # same content, new arrays
+        assert P.get_plan(luma.to_torch(), 32, 32) is p1
+        assert P.get_plan(luma, 29, 32) is not p1  # another plane size
+        # a permutation that covers every sample once, FREE cells last
+        assert np.array_equal(np.sort(p1.perm), np.arange(p1.size))
+        x = np.random.default_rng(0).normal(size=(32, 32))
+        assert np.array_equal(p1.scatter(p1.gather(x), ()), x)
+
+    def test_inconsistent_layout_is_refused(self):
+        luma, _ = T.h264_layouts(np.full((4, 4), 2, np.uint8), np.ones((4, 4), np.uint8), np.full((4, 4), 16, np.uint8))
+        bad = luma.map(np.copy)
+        bad.log2[0, 1] = 2  # one 4x4 cell inside an 8x8 transform block
+        with pytest.raises(ValueError, match="inconsistent layout"):
+            T.plane_forward(np.zeros((16, 16)), bad)
+
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_broadcast_layout_over_planes_and_ragged_edge(self, device):
+        rng = np.random.default_rng(12)
+        luma, _ = T.h264_layouts(*random_h264_maps(rng, 2, 2))
+        x = rng.normal(0, 30, (3, 32, 32))
+        c = T.plane_forward(x, luma)  # one layout for a stack of planes
+        for i in range(3):
+            assert np.allclose(c[i], loop_forward_h264(x[i], luma), atol=1e-9)
+        t = T.plane_forward(torch.tensor(x, device=device), luma.to_torch(device))
+        assert t.device.type == device and np.allclose(t.cpu().numpy(), c, atol=1e-9)
+        # a plane that ends inside its last blocks is zero-padded to whole blocks
+        lay8, _ = T.hevc_layouts(np.full((4, 6), 6), np.full((4, 6), 3), np.ones((4, 6)))
+        y = rng.normal(0, 30, (14, 22))
+        yp = np.pad(y, ((0, 2), (0, 2)))
+        assert np.allclose(T.plane_forward(y, lay8), T.plane_forward(yp, lay8)[:14, :22], atol=1e-9)
+        assert np.allclose(T.plane_forward(yp, lay8)[:8, :8], T.hevc_forward(yp[:8, :8]), atol=1e-9)

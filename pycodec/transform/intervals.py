@@ -82,6 +82,12 @@ def intervals(centers: Array, steps: Array, model: IntervalModel | None = None,
 
         s = to_like(s, c).to(c.dtype) if is_torch(c) else s
         c = to_like(c, s).to(s.dtype) if not is_torch(c) else c
+        if model.is_symmetric:  # fast path (back-projection's default): [c - s/2, c + s/2]
+            ok = s > 0
+            if constrained is not True:
+                ok = ok & torch.as_tensor(constrained, device=c.device)
+            half = torch.where(ok, s * 0.5, torch.full((), float("inf"), dtype=c.dtype, device=c.device))
+            return c - half, c + half
         intra_t = torch.as_tensor(intra, device=c.device)
         theta = torch.where(intra_t, torch.tensor(model.theta_intra, dtype=c.dtype, device=c.device),
                             torch.tensor(model.theta_inter, dtype=c.dtype, device=c.device))
