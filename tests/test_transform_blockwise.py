@@ -234,6 +234,14 @@ class TestIntervals:
         assert T.IntervalModel.symmetric().is_symmetric
         dz = T.IntervalModel.x264_deadzone()
         assert dz.theta_intra == 21 / 64 and dz.theta_inter == 11 / 64 and not dz.is_symmetric
+        d5 = T.IntervalModel.x265_deadzone(pad=0)
+        assert (d5.theta_intra, d5.theta_inter) == (171 / 512, 85 / 512)
+        # x265 (rdoq-level 0): level = floor(|x| / s + theta); every such x is inside its cell
+        s, th = 10.0, 85 / 512
+        x = np.linspace(-60, 60, 2001)
+        lv = np.sign(x) * np.floor(np.abs(x) / s + th)
+        lo, hi = T.intervals(lv * s, np.full(x.shape, s), d5)
+        assert np.all((x >= lo - 1e-9) & (x <= hi + 1e-9))
         for bad in ({"theta_intra": 1.5}, {"widen_in": -1}, {"zero_halfwidth": -0.1}):
             with pytest.raises(ValueError):
                 T.IntervalModel(**bad)

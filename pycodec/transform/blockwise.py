@@ -56,3 +56,10 @@ def plane_inverse(coeffs: Array, layout: PlaneLayout, dc_domain: bool = True) ->
     plan, c = planned(coeffs, layout)
     return plan.inverse(c if dc_domain else plan.dc_map(c, True))
 
+
+
+def plane_rounding_bound(layout: PlaneLayout, h: int, w: int, eps: float = 0.5) -> np.ndarray:
+    """Per coefficient of an ``h x w`` plane (projection domain): the largest change of ``F`` when
+    every residual sample moves by at most ``eps`` -- how far the decoder's integer rounding of the
+    residual alone can push ``F(residual)`` from the decoded coefficient (0 on FREE cells)."""
+    return plan_for(layout, np.zeros((h, w))).rounding_bound(eps)

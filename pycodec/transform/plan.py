@@ -333,6 +333,24 @@ class TransformPlan:
         parts = [y[:, g.start:g.stop] for g in self.groups]
         return self._apply(parts, True, y)
 
+    def rounding_bound(self, eps: float = 0.5) -> np.ndarray:
+        """Largest change of each projection-domain coefficient when every residual sample changes
+        by at most ``eps`` (e.g. the decoder's rounding to integers): ``eps * sum_i |A[i, j]|`` over
+        the unit operator; 0 on FREE cells.  numpy (h, w) with the layout's leading shape."""
+        parts = []
+        for g in self.groups:
+            u, nu = g.unit, len(g.idx)
+            if u.op == "dense":
+                b = np.abs(u.fwd).sum(axis=0)
+            elif u.op == "sep":
+                b = np.outer(np.abs(u.fwd[0]).sum(axis=1), np.abs(u.fwd[1]).sum(axis=0)).ravel()
+            elif u.op == "scale":
+                b = np.full(u.n * u.n, abs(u.fwd))
+            else:
+                b = np.zeros(u.n * u.n)
+            parts.append(np.tile(eps * b, nu))
+        return self.scatter(np.concatenate(parts)[None], self.lead)
+
     # ------------------------------------------------------------------ planes
     def forward(self, x: Array) -> Array:
         """F over the plane (DC-path DCs in the Hadamard domain)."""
