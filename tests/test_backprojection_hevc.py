@@ -154,8 +154,8 @@ def test_back_projection_of_decoded_frames(hevc_store, name):
             base = T.plane_inverse(coef, lay)
             xi = T.plane_forward(embed(base, (noisy - p).numpy(), off), lay)
             xo = T.plane_forward(embed(base, (o3 - p).numpy(), off), lay)
-            # only TUs inside the display window (those at its edge also see samples outside it);
-            # x265 TUs never cross a 16-aligned... use the CTB-free bound: whole 32x32 luma areas
+            # only TUs inside the display window (those at its edge also see samples outside it):
+            # TUs are at most 32x32 luma and aligned, so whole aligned 32x32 areas inside it
             g = 32 // (1 if k == "y" else 2)
             win = np.zeros(xi.shape, bool)
             win[off[0]:off[0] + res.shape[0], off[1]:off[1] + res.shape[1]] = True

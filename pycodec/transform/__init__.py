@@ -6,6 +6,7 @@ gives torch results (same math, differentiable).  See docs/transforms.md.
 from __future__ import annotations
 
 from .blockwise import from_dc_domain, plane_forward, plane_inverse, plane_rounding_bound, to_dc_domain
+from .flips import flip_coefficients
 from .h264 import (
     chroma_dc_dequant,
     chroma_dc_from_hadamard,
@@ -32,6 +33,7 @@ __all__ = [
     "chroma_dc_dequant",
     "chroma_dc_from_hadamard",
     "chroma_dc_to_hadamard",
+    "flip_coefficients",
     "frame_layouts",
     "from_dc_domain",
     "h264_chroma_qp",
