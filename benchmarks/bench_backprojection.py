@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=sorted({1, torch.get_num_threads()}),
                     help="torch CPU thread counts to measure")
     ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=3, help="report the median of this many measurements")
+    ap.add_argument("--rounds", type=int, default=5, help="report the median of this many measurements")
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = []
