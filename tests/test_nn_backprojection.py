@@ -175,3 +175,6 @@ class TestBackProjection:
         assert (tre - rt).abs().sum() < (sym - rt).abs().sum()
         unc = BackProjection(T.IntervalModel(constrain_uncoded=False))(rt, pt, ct, st_, lay)
         assert (unc - rt).abs().sum() <= (sym - rt).abs().sum()
+        # explicit bounds (projection domain) instead of a model
+        lo, hi = T.plane_intervals(c, s, lay, T.IntervalModel.x264_trellis())
+        assert torch.allclose(back_project(rt, pt, ct, st_, lay, lo_hi=(torch.tensor(lo), torch.tensor(hi))), tre)
