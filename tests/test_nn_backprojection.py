@@ -134,8 +134,9 @@ class TestBackProjection:
         with pytest.raises(ValueError, match="fit"):
             embed_plane(rt, rt[..., :4, :4])
 
-    def test_gradcheck(self):
-        r, p, c, s, lay = synthetic(5, batch=1, mbh=1, mbw=1)
+    @pytest.mark.parametrize("hevc", [False, True])
+    def test_gradcheck(self, hevc):
+        r, p, c, s, lay = synthetic(5, batch=1, mbh=1, mbw=1, hevc=hevc)
         rt, pt, ct, st_ = tensors(r, p, c, s)
         rt.requires_grad_(True)
         pt.requires_grad_(True)
@@ -174,3 +175,6 @@ class TestBackProjection:
         assert (tre - rt).abs().sum() < (sym - rt).abs().sum()
         unc = BackProjection(T.IntervalModel(constrain_uncoded=False))(rt, pt, ct, st_, lay)
         assert (unc - rt).abs().sum() <= (sym - rt).abs().sum()
+        # explicit bounds (projection domain) instead of a model
+        lo, hi = T.plane_intervals(c, s, lay, T.IntervalModel.x264_trellis())
+        assert torch.allclose(back_project(rt, pt, ct, st_, lay, lo_hi=(torch.tensor(lo), torch.tensor(hi))), tre)

@@ -1,4 +1,5 @@
-"""pycodec.nn.CodecWindowDataset and collate on extracted files of generated streams; the oracle
+"""pycodec.nn.CodecWindowDataset and collate on extracted files of generated streams (H.264 and HEVC,
+including flips of coefficient images); the oracle
 is pycodec's own decode of the same stream (independent of HDF5 and of the dataset code)."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from pycodec import cli
-from pycodec.nn import CodecWindowDataset, collate
+from pycodec import transform as T
+from pycodec.nn import BackProjection, CodecWindowDataset, collate
+from pycodec.transform import layout as LY
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +24,13 @@ def extracted(store, tmp_path_factory):
     for name in ("main_b", "crop_100x62"):
         path = d / f"{name}.h5"
         assert cli.main(["extract", str(store.path(name)), str(path)]) == 0
-        out[name] = (path, store.decode(name)[1])
+        out[name] = (path, store.decode(name)[1], store.path(name))
     return out
 
 
 class TestCodecWindowDataset:
     def test_smoke_windows_replicate_edges(self, extracted):
-        path, frames = extracted["main_b"]
+        path, frames, _ = extracted["main_b"]
         ds = CodecWindowDataset(path, fields=("decoded/y", "block/mv_l0", "frame/poc"), center_fields=("coeffs/y",), n=2)
         assert len(ds) == len(frames)
         s = ds[0]
@@ -43,7 +46,7 @@ class TestCodecWindowDataset:
         assert len(CodecWindowDataset(path, n=2, edge="skip")) == len(frames) - 4
 
     def test_grid_aligned_crops(self, extracted):
-        path, frames = extracted["crop_100x62"]
+        path, frames, _ = extracted["crop_100x62"]
         ds = CodecWindowDataset(path, fields=("decoded/u", "block/tkind", "qstep/y", "h264/mb_type"),
                                 n=0, crop=(32, 48), seed=3)
         seen = set()
@@ -64,7 +67,7 @@ class TestCodecWindowDataset:
         assert len({tuple(centred[i]["offset"].tolist()) for i in range(4)}) == 1
 
     def test_flips_mirror_maps_and_negate_mvs(self, extracted):
-        path, _ = extracted["main_b"]
+        path, _, _ = extracted["main_b"]
         kw = {"fields": ("decoded/y", "block/mv_l0", "block/mode", "decoded/v"), "n": 1, "crop": (64, 96), "random_crop": False}
         plain = CodecWindowDataset(path, **kw)
         flipped = CodecWindowDataset(path, hflip=1.0, vflip=1.0, **kw)
@@ -77,7 +80,7 @@ class TestCodecWindowDataset:
         assert np.any(a["block/mv_l0"] != 0)
 
     def test_exceptions(self, extracted, tmp_path):
-        path, _ = extracted["main_b"]
+        path, _, _ = extracted["main_b"]
         with pytest.raises(FileNotFoundError, match="no such file"):
             CodecWindowDataset(tmp_path / "nope.h5")
         with pytest.raises(KeyError, match="re-extract"):
@@ -86,8 +89,13 @@ class TestCodecWindowDataset:
             CodecWindowDataset(path, crop=(24, 32))
         with pytest.raises(ValueError, match="fits"):
             CodecWindowDataset(path, crop=(112, 128))
-        with pytest.raises(ValueError, match="coefficient images"):
-            CodecWindowDataset(path, fields=("coeffs/y",), hflip=0.5)
+        with pytest.raises(ValueError, match="needs a crop"):  # display 100x62 inside a 112x64 coded frame
+            CodecWindowDataset(extracted["crop_100x62"][0], fields=("coeffs/y",), hflip=0.5)
+        CodecWindowDataset(path, fields=("coeffs/y",), hflip=0.5)  # display == coded: fine
+        thin = tmp_path / "thin.h5"
+        assert cli.main(["extract", "--fields", "decoded,coeffs", str(extracted["main_b"][2]), str(thin)]) == 0
+        with pytest.raises(KeyError, match="layout"):
+            CodecWindowDataset(thin, fields=("coeffs/y",), vflip=1.0)
         with pytest.raises(ValueError, match="no files"):
             CodecWindowDataset([])
         bad = tmp_path / "other.h5"
@@ -112,3 +120,127 @@ class TestCodecWindowDataset:
         assert all(torch.equal(x, y) for x, y in zip(got, ref, strict=True))
         with pytest.raises(ValueError, match="empty"):
             collate([])
+
+
+# ----------------------------------------------------------------------------------- coefficient flips
+
+PLANES = ("y", "u", "v")
+
+
+def _flip_np(a, hf, vf):
+    if hf:
+        a = np.flip(a, -1)
+    if vf:
+        a = np.flip(a, -2)
+    return a
+
+
+def _h264_qstep_image(lay, qp_cells):
+    """The qstep image a flat-matrix H.264 frame must have: per block h264_qstep(QP, n) laid out
+    in natural orientation, 0 at the DCs of DC-path blocks and in FREE blocks (independent oracle)."""
+    h, w = 4 * np.array(lay.family.shape)
+    y, x = np.mgrid[0:h, 0:w]
+    qp = np.repeat(np.repeat(qp_cells.astype(np.int64), 4, 0), 4, 1)
+    out = np.zeros((h, w))
+    for lg in (2, 3):
+        n = 1 << lg
+        tab = T.h264_qstep(qp, n)  # (h, w, n, n)
+        q = tab[y, x, y % n, x % n]
+        out = np.where(np.repeat(np.repeat(lay.log2 == lg, 4, 0), 4, 1), q, out)
+    dcpos = np.repeat(np.repeat(lay.dc > 0, 4, 0), 4, 1) & (y % 4 == 0) & (x % 4 == 0)
+    return np.where(dcpos | np.repeat(np.repeat(lay.family == LY.FREE, 4, 0), 4, 1), 0, out)
+
+
+@pytest.fixture(scope="module")
+def hevc_extracted(hevc_store, tmp_path_factory):
+    """tskip: HEVC with DST, luma and chroma transform skip, SDH (all groups extracted)."""
+    path = tmp_path_factory.mktemp("nnds_hevc") / "tskip.h5"
+    assert cli.main(["extract", str(hevc_store.path("tskip")), str(path)]) == 0
+    return path
+
+
+def _bp_check(a, b, lays_a, lays_b, hf, vf, steps_of, exclude=None, seed=0):
+    """BackProjection of the flipped sample == flip of BackProjection of the unflipped sample (float64)."""
+    bp = BackProjection()
+    rng = np.random.default_rng(seed)
+    for k in PLANES:
+        pred = a[f"prediction/{k}"].astype(np.float64)
+        rest = pred + a[f"residual/{k}"] + rng.normal(0, 5, pred.shape)
+        out = bp(torch.tensor(rest), torch.tensor(pred), torch.tensor(a[f"coeffs/{k}"]),
+                 torch.tensor(steps_of(a, lays_a, k)), lays_a[k]).numpy()
+        fout = bp(torch.tensor(_flip_np(rest, hf, vf).copy()), torch.tensor(b[f"prediction/{k}"].astype(np.float64)),
+                  torch.tensor(b[f"coeffs/{k}"]), torch.tensor(steps_of(b, lays_b, k)), lays_b[k]).numpy()
+        exp = _flip_np(out, hf, vf)
+        keep = np.ones(exp.shape, bool) if exclude is None else ~exclude(lays_b[k])
+        assert np.allclose(fout[..., keep], exp[..., keep], atol=1e-9, rtol=0), k
+        assert not np.allclose(out, rest)  # the projection did move samples
+        if exclude is not None:  # unconstrained blocks pass through
+            ex = exclude(lays_b[k])
+            assert np.allclose(fout[..., ex], _flip_np(rest, hf, vf)[..., ex], atol=1e-9)
+
+
+class TestCoefficientFlips:
+    H264_FIELDS = tuple(f"{g}/{k}" for g in ("coeffs", "levels", "qstep", "prediction", "residual") for k in PLANES) + (
+        "block/tkind", "block/mode", "block/pu_w", "block/qp_y", "block/qp_cb", "block/qp_cr", "h264/dc_qmul")
+
+    @pytest.mark.parametrize("hf,vf", [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)])
+    def test_h264_flipped_coefficients_describe_the_flipped_residual(self, extracted, hf, vf):
+        path, _, _ = extracted["main_b"]
+        kw = {"center_fields": self.H264_FIELDS, "n": 0, "crop": (64, 96), "seed": 4}
+        plain, flipped = CodecWindowDataset(path, **kw), CodecWindowDataset(path, hflip=hf, vflip=vf, **kw)
+        nonzero = {"y": 0, "u": 0, "v": 0}
+        for i in range(0, len(plain), 3):
+            a, b = plain[i], flipped[i]
+            assert np.array_equal(a["offset"], b["offset"]) and (b["hflip"], b["vflip"]) == (bool(hf), bool(vf))
+            la = T.h264_frame_layouts(a)
+            lb = T.h264_frame_layouts(b)  # from the flipped block maps
+            for k in PLANES:
+                assert np.array_equal(lb[k].family, _flip_np(la[k].family, hf, vf))
+                ga = T.plane_inverse(a[f"coeffs/{k}"], la[k], dc_domain=False)
+                gb = T.plane_inverse(b[f"coeffs/{k}"], lb[k], dc_domain=False)
+                assert np.array_equal(gb, _flip_np(ga, hf, vf))  # G(flipped C) == flip(G(C)), exactly
+                qp = b["block/qp_y"] if k == "y" else b[f"block/qp_{'cb' if k == 'u' else 'cr'}"][::2, ::2]
+                assert np.allclose(b[f"qstep/{k}"], _h264_qstep_image(lb[k], qp), rtol=1e-6, atol=0)
+                # the Hadamard-domain DC levels follow their mirrored Hadamard coefficients
+                z = T.to_dc_domain(b[f"coeffs/{k}"], lb[k])[::4, ::4]
+                step = T.h264_plane_steps(np.zeros(b[f"qstep/{k}"].shape), b["h264/dc_qmul"], lb[k], k)[::4, ::4]
+                lv = b[f"levels/{k}"][::4, ::4]
+                sel = (lb[k].dc > 0) & (step > 0)
+                assert np.abs(z[sel] - lv[sel] * step[sel]).max(initial=0) <= (0.5 if k == "y" else 1.0)
+                nonzero[k] += int(np.count_nonzero(sel & (lv != 0)))
+            _bp_check(a, b, la, lb, hf, vf, lambda s, lays, k: T.h264_plane_steps(s[f"qstep/{k}"], s["h264/dc_qmul"], lays[k], k))
+        assert min(nonzero.values()) > 0  # intra 16x16 and chroma DC levels were exercised
+
+    def test_hevc_records_layouts_and_flipped_coefficients(self, hevc_extracted):
+        fields = tuple(f"{g}/{k}" for g in ("coeffs", "levels", "qstep", "prediction", "residual") for k in PLANES) + (
+            "hevc/tu", "hevc/cu", "hevc/counts", "block/mode")
+        kw = {"center_fields": fields, "n": 0, "crop": (64, 64), "seed": 2}
+        plain = CodecWindowDataset(hevc_extracted, **kw)
+        flipped = CodecWindowDataset(hevc_extracted, hflip=1.0, vflip=1.0, **kw)
+        full = CodecWindowDataset(hevc_extracted, center_fields=fields, n=0)
+        seen_dst = seen_ts = 0
+        for i in range(len(plain)):
+            a, b, c = plain[i], flipped[i], full[i]
+            oy, ox = a["offset"].tolist()
+            lfull = T.hevc_frame_layouts(c, 8)
+            la, lb = T.hevc_frame_layouts(a, 8), T.hevc_frame_layouts(b, 8)  # from the windowed records
+            for k, s in (("y", 4), ("u", 8), ("v", 8)):
+                crop = lfull[k].map(lambda m, s=s, oy=oy, ox=ox: m[oy // s:(oy + 64) // s, ox // s:(ox + 64) // s])
+                for fld in ("family", "log2", "coded"):
+                    assert np.array_equal(getattr(la[k], fld), getattr(crop, fld)), (i, k, fld)
+                    assert np.array_equal(getattr(lb[k], fld), _flip_np(getattr(crop, fld), 1, 1)), (i, k, fld)
+                dst = np.repeat(np.repeat(lb[k].family == LY.HEVC_DST, 4, 0), 4, 1)
+                ga = T.plane_inverse(a[f"coeffs/{k}"], la[k])
+                gb = T.plane_inverse(b[f"coeffs/{k}"], lb[k])
+                assert np.array_equal(gb[~dst], _flip_np(ga, 1, 1)[~dst])  # exact outside DST blocks
+                assert np.abs(gb[dst] - _flip_np(ga, 1, 1)[dst]).max(initial=0) <= 0.06  # DST: rounded
+                assert np.all(b[f"qstep/{k}"][dst] == 0) and np.all(b[f"levels/{k}"][dst] == 0)
+                seen_dst += int(dst.sum())
+                seen_ts += int(np.count_nonzero(lb[k].family == LY.HEVC_SKIP))
+            assert b["hevc/counts"][1] == a["hevc/counts"][1] == int((a["hevc/tu"][:, 2] > 0).sum())
+
+            def unconstrained(lay):
+                return np.repeat(np.repeat(lay.family == LY.HEVC_DST, 4, 0), 4, 1)
+
+            _bp_check(a, b, la, lb, 1, 1, lambda s, lays, k: s[f"qstep/{k}"].astype(np.float64), unconstrained, seed=i)
+        assert seen_dst > 0 and seen_ts > 0

@@ -234,6 +234,14 @@ class TestIntervals:
         assert T.IntervalModel.symmetric().is_symmetric
         dz = T.IntervalModel.x264_deadzone()
         assert dz.theta_intra == 21 / 64 and dz.theta_inter == 11 / 64 and not dz.is_symmetric
+        d5 = T.IntervalModel.x265_deadzone(pad=0)
+        assert (d5.theta_intra, d5.theta_inter) == (171 / 512, 85 / 512)
+        # x265 (rdoq-level 0): level = floor(|x| / s + theta); every such x is inside its cell
+        s, th = 10.0, 85 / 512
+        x = np.linspace(-60, 60, 2001)
+        lv = np.sign(x) * np.floor(np.abs(x) / s + th)
+        lo, hi = T.intervals(lv * s, np.full(x.shape, s), d5)
+        assert np.all((x >= lo - 1e-9) & (x <= hi + 1e-9))
         for bad in ({"theta_intra": 1.5}, {"widen_in": -1}, {"zero_halfwidth": -0.1}):
             with pytest.raises(ValueError):
                 T.IntervalModel(**bad)
@@ -262,3 +270,101 @@ class TestIntervals:
         assert np.array_equal(T.h264_plane_steps(qstep, None, luma, "y"), qstep)
         with pytest.raises(ValueError, match="plane"):
             T.h264_plane_steps(qstep, dc_qmul, luma, "q")
+
+
+class TestPlans:
+    """The compiled per-layout plans behind the plane transforms (pycodec.transform.plan)."""
+
+    def test_cached_by_content_and_shared_by_numpy_and_torch(self):
+        from pycodec.transform import plan as P
+
+        luma, _ = T.h264_layouts(*random_h264_maps(np.random.default_rng(9), 2, 2))
+        p1 = P.get_plan(luma, 32, 32)
+        assert P.get_plan(luma.map(np.copy), 32, 32) is p1  # same content, new arrays
+        assert P.get_plan(luma.to_torch(), 32, 32) is p1
+        assert P.get_plan(luma, 29, 32) is not p1  # another plane size
+        # a permutation that covers every sample once, FREE cells last
+        assert np.array_equal(np.sort(p1.perm), np.arange(p1.size))
+        x = np.random.default_rng(0).normal(size=(32, 32))
+        assert np.array_equal(p1.scatter(p1.gather(x), ()), x)
+
+    def test_inconsistent_layout_is_refused(self):
+        luma, _ = T.h264_layouts(np.full((4, 4), 2, np.uint8), np.ones((4, 4), np.uint8), np.full((4, 4), 16, np.uint8))
+        bad = luma.map(np.copy)
+        bad.log2[0, 1] = 2  # one 4x4 cell inside an 8x8 transform block
+        with pytest.raises(ValueError, match="inconsistent layout"):
+            T.plane_forward(np.zeros((16, 16)), bad)
+
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_broadcast_layout_over_planes_and_ragged_edge(self, device):
+        rng = np.random.default_rng(12)
+        luma, _ = T.h264_layouts(*random_h264_maps(rng, 2, 2))
+        x = rng.normal(0, 30, (3, 32, 32))
+        c = T.plane_forward(x, luma)  # one layout for a stack of planes
+        for i in range(3):
+            assert np.allclose(c[i], loop_forward_h264(x[i], luma), atol=1e-9)
+        t = T.plane_forward(torch.tensor(x, device=device), luma.to_torch(device))
+        assert t.device.type == device and np.allclose(t.cpu().numpy(), c, atol=1e-9)
+        # a plane that ends inside its last blocks is zero-padded to whole blocks
+        lay8, _ = T.hevc_layouts(np.full((4, 6), 6), np.full((4, 6), 3), np.ones((4, 6)))
+        y = rng.normal(0, 30, (14, 22))
+        yp = np.pad(y, ((0, 2), (0, 2)))
+        assert np.allclose(T.plane_forward(y, lay8), T.plane_forward(yp, lay8)[:14, :22], atol=1e-9)
+        assert np.allclose(T.plane_forward(yp, lay8)[:8, :8], T.hevc_forward(yp[:8, :8]), atol=1e-9)
+
+
+class TestFlipCoefficients:
+    """pycodec.transform.flip_coefficients: coefficient images mirrored with their residual."""
+
+    @PROFILE
+    @given(seed=st.integers(0, 2**31 - 1), axis=st.sampled_from([-1, -2]))
+    def test_h264_exact_and_dc_levels_follow_the_hadamard_domain(self, seed, axis):
+        rng = np.random.default_rng(seed)
+        luma, chroma = T.h264_layouts(*random_h264_maps(rng, 2, 3, force_pcm=True))
+        for lay, shape in ((luma, (32, 48)), (chroma, (16, 24))):
+            c = rng.integers(-500, 500, shape)
+            f = T.flip_coefficients(c, lay, axis, "coeffs")
+            flay = lay.map(lambda m: np.flip(m, axis))
+            g0, g1 = T.plane_inverse(c, lay, dc_domain=False), T.plane_inverse(f, flay, dc_domain=False)
+            assert np.allclose(g1, np.flip(g0, axis), atol=1e-9, rtol=0)
+            assert np.array_equal(T.flip_coefficients(f, flay, axis, "coeffs"), c)  # an involution
+            # 'levels' at the DC positions of DC-path blocks live in the Hadamard domain: flipping the
+            # Hadamard-domain image as levels == the Hadamard domain of the flipped coefficients
+            z = T.to_dc_domain(c, lay)
+            dcpos = np.zeros(shape, bool)
+            dcpos[::4, ::4] = flay.dc > 0
+            zf = T.flip_coefficients(np.rint(z * 64).astype(np.int64), lay, axis, "levels") / 64
+            assert np.allclose(zf[dcpos], T.to_dc_domain(f, flay)[dcpos], atol=1e-9)
+            q = rng.uniform(1, 9, shape)
+            qf = T.flip_coefficients(q, lay, axis, "qstep")
+            assert np.array_equal(np.sort(qf, axis=None), np.sort(q, axis=None))  # moved, not changed
+
+    @PROFILE
+    @given(seed=st.integers(0, 2**31 - 1), axis=st.sampled_from([-1, -2]))
+    def test_hevc_parity_skip_and_dst(self, seed, axis):
+        rng = np.random.default_rng(seed)
+        tk, lg, mode = random_hevc_maps(rng, 1, 2)
+        lay, _ = T.hevc_layouts(tk, lg, mode)
+        c = rng.integers(-3000, 3000, (32, 64))
+        f = T.flip_coefficients(c, lay, axis, "coeffs")
+        flay = lay.map(lambda m: np.flip(m, axis))
+        g0, g1 = T.plane_inverse(c, lay), T.plane_inverse(f, flay)
+        dst = np.repeat(np.repeat(flay.family == LY.HEVC_DST, 4, 0), 4, 1)
+        assert np.allclose(g1[~dst], np.flip(g0, axis)[~dst], atol=1e-9, rtol=0)
+        assert np.abs(g1[dst] - np.flip(g0, axis)[dst]).max(initial=0) <= 0.06  # rounded, not exact
+        for fld in ("levels", "qstep"):
+            x = T.flip_coefficients(np.ones((32, 64)), lay, axis, fld)
+            assert np.all(x[dst] == 0) and np.all(np.abs(x[~dst]) == 1)  # DST blocks become unconstrained
+            assert np.all(x >= 0) == (fld == "qstep")  # levels take the parity signs, steps do not
+
+    def test_bad_input(self):
+        luma, _ = T.h264_layouts(*random_h264_maps(np.random.default_rng(0), 1, 1))
+        with pytest.raises(ValueError, match="field"):
+            T.flip_coefficients(np.zeros((16, 16)), luma, -1, "residual")
+        with pytest.raises(ValueError, match="axis"):
+            T.flip_coefficients(np.zeros((16, 16)), luma, 0, "coeffs")
+        with pytest.raises(ValueError, match="cells"):
+            T.flip_coefficients(np.zeros((16, 20)), luma, -1, "coeffs")
+        lay8, _ = T.hevc_layouts(np.full((2, 4), 6), np.full((2, 4), 3), np.ones((2, 4)))
+        with pytest.raises(ValueError, match="crosses the image edge"):  # an 8x8 block cut by the window
+            T.flip_coefficients(np.zeros((8, 12)), lay8.map(lambda m: m[..., :3]), -1, "coeffs")

@@ -25,6 +25,10 @@ MIRROR_68 = np.array([*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35
                       59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
 COEF_GROUPS = ("coeffs", "levels", "qstep")  # coded size, per-block frequency layout
 MV_FIELDS = ("block/mv_l0", "block/mv_l1")
+TRAILING_AXES = {"block/mv_l0": 1, "block/mv_l1": 1, "h264/dc_qmul": 1, "hevc/sao": 2}
+HEVC_ROWS = ("hevc/tu", "hevc/cu", "hevc/counts")  # records with positions, not maps
+LAYOUT_FIELDS = {"h264": ("block/tkind", "block/mode", "block/pu_w"),
+                 "hevc": ("hevc/tu", "hevc/counts", "block/mode")}  # what flipping coefficient images reads
 
 
 def _attr(v: Any) -> Any:
@@ -40,9 +44,13 @@ class CodecWindowDataset(Dataset):
     codec grid (16 for H.264, attribute ``ctu_size`` or 64 for HEVC); random per sample when
     ``random_crop`` (seeded by ``seed``, the sample index and :meth:`set_epoch`), else centred.
     ``hflip``/``vflip``: probabilities of flipping the sample; planes and block/MB maps are
-    mirrored and motion vectors negated.  Coefficient images (coeffs, levels, qstep) cannot be
-    mirrored as images (per-block frequency layout), so asking for them with flips is an error:
-    un-flip the model output before back-projection instead.
+    mirrored and motion vectors negated.  Coefficient images (coeffs, levels, qstep) are mirrored
+    with the residual they describe (:func:`pycodec.transform.flip_coefficients`: exact for the
+    H.264 transforms, the HEVC DCTs and transform skip; HEVC DST 4x4 blocks become unconstrained,
+    qstep 0), using the frame's layout (H.264: ``block/tkind``, ``block/mode``, ``block/pu_w``; HEVC:
+    ``hevc/tu``, ``hevc/counts``, ``block/mode`` must be in the file); this needs a crop, or a stream
+    whose display area is the whole coded frame.  ``hevc/tu``, ``hevc/cu`` and ``hevc/counts`` are
+    cropped and mirrored as records (rows inside the window, positions in window coordinates).
 
     Each sample also has ``offset`` = (top, left) of the crop in the coded plane (luma), which is
     what :class:`pycodec.nn.BackProjection` needs for display-size planes.
@@ -78,9 +86,8 @@ class CodecWindowDataset(Dataset):
                 raise ValueError(f"windows: {name!r} needs a half-window >= 0, got {k}")
         if not self.fields and not self.center_fields:
             raise ValueError("no fields asked for; name schema paths such as 'decoded/y'")
-        if (hflip or vflip) and any(f.split("/")[0] in COEF_GROUPS for f in self.fields + self.center_fields):
-            raise ValueError("flips cannot be applied to coefficient images (coeffs, levels, qstep); "
-                             "drop the flips or un-flip the output before back-projection")
+        self._coef_flips = bool(hflip or vflip) and any(f.split("/")[0] in COEF_GROUPS
+                                                         for f in self.fields + self.center_fields)
         self.n, self.crop, self.random_crop = n, crop, random_crop
         self.hflip, self.vflip, self.seed, self.edge = hflip, vflip, seed, edge
         self.epoch = 0
@@ -116,7 +123,17 @@ class CodecWindowDataset(Dataset):
             grid = 16 if codec == "h264" else int(a.get("ctu_size", 64))
             crop = [int(v) for v in a.get("crop", (0, 0, 0, 0))]
             meta = {"frames": int(f["frame/pts"].shape[0]), "codec": codec, "grid": grid,
-                    "height": int(a["height"]), "width": int(a["width"]), "top": crop[0], "left": crop[2]}
+                    "height": int(a["height"]), "width": int(a["width"]), "top": crop[0], "left": crop[2],
+                    "coded": (int(a.get("coded_height", a["height"])), int(a.get("coded_width", a["width"]))),
+                    "bit_depth": int(a.get("bit_depth", 8))}
+            if self._coef_flips:
+                need = LAYOUT_FIELDS[codec]
+                if not set(need) <= present:
+                    raise KeyError(f"{path}: flipping coefficient images needs the frame layout ({', '.join(need)}); "
+                                   "re-extract with --fields including 'block'" + (" and 'hevc'" if codec == "hevc" else ""))
+                if self.crop is None and (any(crop) or meta["coded"] != (meta["height"], meta["width"])):
+                    raise ValueError(f"{path}: flipping coefficient images needs a crop (the display area is not the "
+                                     "whole coded frame, so mirrored blocks would not line up with mirrored planes)")
         if self.crop is not None:
             ch, cw = self.crop
             if ch % grid or cw % grid or ch <= 0 or cw <= 0:
@@ -212,19 +229,100 @@ class CodecWindowDataset(Dataset):
                                "offset": np.array([y0 + meta["top"], x0 + meta["left"]], np.int64)}
         size = (win[2], win[3]) if win is not None else (meta["height"], meta["width"])
         for names, fr, squeeze in ((self.fields, frames, False), (self.center_fields, [t], True)):
+            lays = self._layouts(f, fr, win, meta) if (hf or vf) and any(n.split("/")[0] in COEF_GROUPS
+                                                                         for n in names) else None
             for name in names:
                 if name in self.windows and not squeeze:
                     k = int(self.windows[name])
                     fr = [min(max(t + j, 0), meta["frames"] - 1) for j in range(-k, k + 1)]
                 elif not squeeze:
                     fr = frames
-                a = self._read(f, name, fr, win, meta)
-                if name in POINT_FIELDS:
-                    a = _flip_points(name, a, hf, vf, size)
-                elif name.split("/")[0] not in VALUE_GROUPS:
-                    a = _flip(name, a, hf, vf)
+                if name in HEVC_ROWS:
+                    a = self._rows(f, name, fr, win, meta, hf, vf)
+                elif name in POINT_FIELDS:
+                    a = _flip_points(name, self._read(f, name, fr, win, meta), hf, vf, size)
+                elif name.split("/")[0] in VALUE_GROUPS:
+                    a = self._read(f, name, fr, win, meta)
+                else:
+                    a = self._read(f, name, fr, win, meta)
+                    a = _flip(name, a, hf, vf) if lays is None or name.split("/")[0] not in COEF_GROUPS else \
+                        _flip_coefficients(name, a, lays, hf, vf)
                 out[name] = a[0] if squeeze else a
         return out
+
+    # ------------------------------------------------------------------ coefficient flips, HEVC records
+    def _window(self, win: tuple[int, int, int, int] | None, meta: dict[str, Any]) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of the sample in the coded luma plane."""
+        if win is None:
+            return 0, 0, *meta["coded"]
+        return win[0] + meta["top"], win[1] + meta["left"], win[2], win[3]
+
+    def _layouts(self, f: h5py.File, frames: list[int], win: tuple[int, int, int, int] | None,
+                 meta: dict[str, Any]) -> dict[str, Any]:
+        """The unflipped {'y', 'u', 'v'} layouts of the sample's frames (window of the coded plane)."""
+        from pycodec.transform import h264_layouts, hevc_tu_layouts
+
+        if meta["codec"] == "h264":
+            luma, chroma = h264_layouts(*(self._read(f, n, frames, win, meta) for n in LAYOUT_FIELDS["h264"]))
+            return {"y": luma, "u": chroma, "v": chroma}
+        oy, ox, h, w = self._window(win, meta)
+        tu, counts, mode = (self._read(f, n, frames, None, meta) for n in LAYOUT_FIELDS["hevc"])
+        lays = hevc_tu_layouts(tu, counts[..., 1], mode, meta["bit_depth"])
+        out = {}
+        for k, lay, s in (("y", lays[0], 4), ("u", lays[1], 8), ("v", lays[2], 8)):
+            out[k] = lay.map(lambda m, s=s: m[..., oy // s:(oy + h) // s, ox // s:(ox + w) // s])
+        return out
+
+    def _rows(self, f: h5py.File, name: str, frames: list[int], win: tuple[int, int, int, int] | None,
+              meta: dict[str, Any], hf: bool, vf: bool) -> np.ndarray:
+        """``hevc/tu`` / ``hevc/cu`` rows inside the sample window, in window coordinates, mirrored
+        with the sample (AMP partitions swapped); ``hevc/counts`` recounted."""
+        if win is None and not (hf or vf):
+            return self._read(f, name, frames, None, meta)
+        if name == "hevc/counts":
+            cu, tu = (self._rows(f, n, frames, win, meta, hf, vf) for n in ("hevc/cu", "hevc/tu"))
+            return np.stack([(cu[..., 2] > 0).sum(-1), (tu[..., 2] > 0).sum(-1)], -1).astype(np.int32)
+        rows = self._read(f, name, frames, None, meta)
+        counts = self._read(f, "hevc/counts", frames, None, meta)[:, 1 if name == "hevc/tu" else 0]
+        return _window_rows(rows, counts, self._window(win, meta), hf, vf, amp=name == "hevc/cu")
+
+
+def _flip_coefficients(name: str, a: np.ndarray, lays: dict[str, Any], hf: bool, vf: bool) -> np.ndarray:
+    """Mirror a coefficient image with its residual (frames first; ``lays``: unflipped layouts)."""
+    from pycodec.transform import flip_coefficients
+
+    lay = lays[name.rsplit("/", 1)[1]]
+    field = name.split("/")[0]
+    if hf:
+        a = flip_coefficients(a, lay, -1, field)
+        lay = lay.map(lambda m: np.flip(m, -1))
+    if vf:
+        a = flip_coefficients(a, lay, -2, field)
+    return np.ascontiguousarray(a)
+
+
+def _window_rows(rows: np.ndarray, counts: np.ndarray, window: tuple[int, int, int, int], hf: bool, vf: bool,
+                 amp: bool) -> np.ndarray:
+    """Rows ``[x, y, log2, ...]`` (frames, MAX, C) inside ``window`` = (top, left, h, w), shifted to
+    it and mirrored; zero rows after the kept ones."""
+    oy, ox, h, w = window
+    out = np.zeros_like(rows)
+    for i in range(rows.shape[0]):
+        r = rows[i, : int(counts[i])].copy()
+        r = r[(r[:, 0] >= ox) & (r[:, 0] < ox + w) & (r[:, 1] >= oy) & (r[:, 1] < oy + h)]
+        r[:, 0] -= ox
+        r[:, 1] -= oy
+        size = 1 << r[:, 2]
+        if hf:
+            r[:, 0] = w - r[:, 0] - size
+            if amp:  # nLx2N <-> nRx2N
+                r[:, 4] = np.select([r[:, 4] == 6, r[:, 4] == 7], [7, 6], r[:, 4])
+        if vf:
+            r[:, 1] = h - r[:, 1] - size
+            if amp:  # 2NxnU <-> 2NxnD
+                r[:, 4] = np.select([r[:, 4] == 4, r[:, 4] == 5], [5, 4], r[:, 4])
+        out[i, : len(r)] = r
+    return out
 
 
 def _flip(name: str, a: np.ndarray, hf: bool, vf: bool) -> np.ndarray:
@@ -232,7 +330,8 @@ def _flip(name: str, a: np.ndarray, hf: bool, vf: bool) -> np.ndarray:
     if a.ndim < 3 or not (hf or vf):
         return a
     mv = name in MV_FIELDS
-    ax_y, ax_x = (-3, -2) if mv else (-2, -1)
+    t = TRAILING_AXES.get(name, 0)  # per-block vectors after the two spatial axes
+    ax_y, ax_x = -t - 2, -t - 1
     if hf:
         a = np.flip(a, ax_x)
     if vf:

@@ -5,7 +5,8 @@ gives torch results (same math, differentiable).  See docs/transforms.md.
 
 from __future__ import annotations
 
-from .blockwise import from_dc_domain, plane_forward, plane_inverse, to_dc_domain
+from .blockwise import from_dc_domain, plane_forward, plane_inverse, plane_rounding_bound, to_dc_domain
+from .flips import flip_coefficients
 from .h264 import (
     chroma_dc_dequant,
     chroma_dc_from_hadamard,
@@ -23,8 +24,8 @@ from .h264 import (
 )
 from .hevc import hevc_dct_matrix, hevc_dequant, hevc_forward, hevc_inverse, hevc_qstep
 from .intervals import IntervalModel, intervals
-from .layout import PlaneLayout, h264_layouts, hevc_layouts
-from .planes import h264_frame_layouts, h264_plane_steps, plane_intervals
+from .layout import PlaneLayout, h264_layouts, hevc_layouts, hevc_tu_layouts
+from .planes import frame_layouts, h264_frame_layouts, h264_plane_steps, hevc_frame_layouts, plane_intervals
 
 __all__ = [
     "IntervalModel",
@@ -32,6 +33,8 @@ __all__ = [
     "chroma_dc_dequant",
     "chroma_dc_from_hadamard",
     "chroma_dc_to_hadamard",
+    "flip_coefficients",
+    "frame_layouts",
     "from_dc_domain",
     "h264_chroma_qp",
     "h264_dc_step",
@@ -46,9 +49,11 @@ __all__ = [
     "hevc_dct_matrix",
     "hevc_dequant",
     "hevc_forward",
+    "hevc_frame_layouts",
     "hevc_inverse",
     "hevc_layouts",
     "hevc_qstep",
+    "hevc_tu_layouts",
     "intervals",
     "luma_dc_dequant",
     "luma_dc_from_hadamard",
@@ -56,5 +61,6 @@ __all__ = [
     "plane_forward",
     "plane_intervals",
     "plane_inverse",
+    "plane_rounding_bound",
     "to_dc_domain",
 ]

@@ -62,6 +62,14 @@ class IntervalModel:
         in magnitude: ``sign(k) x in [|c| - s/2, |c| + 3s/2]``, ``|x| <= 3s/2`` at level 0."""
         return cls(widen_out=1.0)
 
+    @classmethod
+    def x265_deadzone(cls, pad: float = 0.02) -> IntervalModel:
+        """x265 with ``rdoq-level=0`` (preset medium and faster): rounding offsets 171/512 in I
+        slices, 85/512 in P/B slices, padded by ``pad`` steps.  x265 chooses the offset by slice
+        type, not by block: pass layouts whose ``intra`` marks the I-slice frames.  Sign data
+        hiding (x265's default ``signhide``) moves one level per 4x4 group by one outside it."""
+        return cls(theta_intra=171 / 512, theta_inter=85 / 512, widen_in=pad, widen_out=pad)
+
     @property
     def is_symmetric(self) -> bool:
         """True when the cell is exactly ``[c - s/2, c + s/2]`` (also at level 0)."""
@@ -82,6 +90,12 @@ def intervals(centers: Array, steps: Array, model: IntervalModel | None = None,
 
         s = to_like(s, c).to(c.dtype) if is_torch(c) else s
         c = to_like(c, s).to(s.dtype) if not is_torch(c) else c
+        if model.is_symmetric:  # fast path (back-projection's default): [c - s/2, c + s/2]
+            ok = s > 0
+            if constrained is not True:
+                ok = ok & torch.as_tensor(constrained, device=c.device)
+            half = torch.where(ok, s * 0.5, torch.full((), float("inf"), dtype=c.dtype, device=c.device))
+            return c - half, c + half
         intra_t = torch.as_tensor(intra, device=c.device)
         theta = torch.where(intra_t, torch.tensor(model.theta_intra, dtype=c.dtype, device=c.device),
                             torch.tensor(model.theta_inter, dtype=c.dtype, device=c.device))

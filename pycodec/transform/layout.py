@@ -161,3 +161,77 @@ def hevc_layouts(tkind: np.ndarray, tu_log2: np.ndarray, mode: np.ndarray,
         bit_depth=bit_depth,
     )
     return luma, chroma
+
+
+_TK_FAMILY = {TK_HEVC_DCT: HEVC_DCT, TK_HEVC_DST: HEVC_DST, TK_HEVC_SKIP: HEVC_SKIP}
+
+
+def _paint(shape: tuple[int, int], x4: np.ndarray, y4: np.ndarray, m: np.ndarray,
+           values: dict[str, np.ndarray], fill: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Cell maps of ``shape`` with each square (y4, x4, side m cells) set to its values."""
+    out = {k: np.full(shape, fill[k], dtype=np.asarray(fill[k]).dtype) for k in fill}
+    for side in np.unique(m):
+        sel = m == side
+        r = y4[sel][:, None, None] + np.arange(side)[None, :, None]
+        c = x4[sel][:, None, None] + np.arange(side)[None, None, :]
+        r, c = np.broadcast_arrays(r, c)
+        ok = (r < shape[0]) & (c < shape[1])
+        for k, v in values.items():
+            out[k][r[ok], c[ok]] = np.broadcast_to(v[sel][:, None, None], r.shape)[ok]
+    return out
+
+
+def hevc_tu_layouts(tu: np.ndarray, count: np.ndarray | int, mode: np.ndarray,
+                    bit_depth: int = 8) -> tuple[PlaneLayout, PlaneLayout, PlaneLayout]:
+    """Exact luma, Cb and Cr layouts of HEVC 4:2:0 frames from their transform trees: ``hevc/tu``
+    rows (..., MAXTU, 10), ``hevc/counts[..., 1]`` and ``block/mode`` (..., H4, W4).
+
+    Unlike :func:`hevc_layouts` (block maps only) this knows every TU, also those without coded
+    residual (cbf 0, implied TUs of skipped CUs: level-0 intervals, ``coded`` False), and the
+    per-component chroma kind (chroma transform skip).  Transquant-bypass and PCM TUs, and cells no
+    TU covers, are FREE.
+    """
+    tu = np.asarray(tu)
+    md = np.asarray(mode)
+    cnt = np.asarray(count)
+    if tu.ndim < 2 or tu.shape[-1] != 10 or md.ndim < 2 or md.shape[-1] % 2 or md.shape[-2] % 2:
+        raise ValueError(f"hevc/tu must be (..., MAXTU, 10) and block/mode (..., H4, W4) with even H4, W4; got "
+                         f"{tu.shape}, {md.shape}")
+    lead = md.shape[:-2]
+    if tu.shape[:-2] != lead or cnt.shape != lead:
+        raise ValueError(f"hevc/tu {tu.shape}, counts {cnt.shape} and block/mode {md.shape} disagree on frames")
+    if lead:
+        per = [hevc_tu_layouts(tu[i], cnt[i], md[i], bit_depth) for i in np.ndindex(*lead)]
+        return tuple(PlaneLayout(**{f.name: np.stack([getattr(p[k], f.name) for p in per]).reshape(
+            *lead, *getattr(per[0][k], f.name).shape) for f in fields(PlaneLayout) if f.name != "bit_depth"},
+            bit_depth=bit_depth) for k in range(3))  # type: ignore[return-value]
+    rows = tu[: int(cnt)].astype(np.int64)
+    x, y, lg = rows[:, 0], rows[:, 1], rows[:, 2]
+    if np.any((lg < 2) | (lg > 5)) or np.any((x % 4) | (y % 4)):
+        raise ValueError("hevc/tu rows must have log2 sizes 2..5 at positions on the 4x4 grid")
+
+    def family(kind: np.ndarray) -> np.ndarray:
+        return np.select([kind == k for k in _TK_FAMILY], list(_TK_FAMILY.values()), FREE).astype(np.int8)
+
+    free_cells = (md == MODE_PCM) | (md == MODE_BYPASS)
+    fill = {"family": np.int8(FREE), "log2": np.int8(2), "coded": np.False_}
+    luma = _paint(md.shape, x // 4, y // 4, 1 << (lg - 2),
+                  {"family": family(rows[:, 7]), "log2": lg.astype(np.int8), "coded": rows[:, 4] != 0}, fill)
+    # chroma: half-size TUs; luma 4x4 TUs share one chroma 4x4 at their parent 8x8 (the row with chroma)
+    has_c = (lg > 2) | ((rows[:, 8] != 0) | (rows[:, 9] != 0))
+    cx, cy = (x & ~7) // 8, (y & ~7) // 8
+    cm = np.where(lg > 2, 1 << np.maximum(lg - 3, 0), 1)
+    clog = np.maximum(lg - 1, 2).astype(np.int8)
+    cshape = (md.shape[0] // 2, md.shape[1] // 2)
+    out = [PlaneLayout(family=np.where(free_cells, FREE, luma["family"]).astype(np.int8), log2=luma["log2"],
+                       dc=np.zeros(md.shape, np.int8), coded=luma["coded"] & ~free_cells, intra=md == MODE_INTRA,
+                       bit_depth=bit_depth)]
+    cfree = free_cells[::2, ::2]
+    for kcol, ccol in ((8, 5), (9, 6)):
+        sel = has_c
+        ch = _paint(cshape, cx[sel], cy[sel], cm[sel],
+                    {"family": family(rows[sel, kcol]), "log2": clog[sel], "coded": rows[sel, ccol] != 0}, fill)
+        out.append(PlaneLayout(family=np.where(cfree, FREE, ch["family"]).astype(np.int8), log2=ch["log2"],
+                               dc=np.zeros(cshape, np.int8), coded=ch["coded"] & ~cfree,
+                               intra=md[::2, ::2] == MODE_INTRA, bit_depth=bit_depth))
+    return out[0], out[1], out[2]

@@ -9,7 +9,7 @@ import numpy as np
 from ._backend import Array, as_float, copy, is_torch, repeat2d, to_like, where
 from .blockwise import to_dc_domain
 from .intervals import IntervalModel, intervals
-from .layout import DC_CHROMA2, DC_LUMA16, FREE, PlaneLayout, h264_layouts
+from .layout import DC_CHROMA2, DC_LUMA16, FREE, PlaneLayout, h264_layouts, hevc_layouts, hevc_tu_layouts
 
 _PLANE_INDEX = {"y": 0, "u": 1, "v": 2}
 
@@ -26,6 +26,32 @@ def h264_frame_layouts(arrays: Mapping[str, np.ndarray]) -> dict[str, PlaneLayou
     luma, chroma = h264_layouts(_need(arrays, "block/tkind"), _need(arrays, "block/mode"),
                                 _need(arrays, "block/pu_w"), arrays.get("h264/cbp"))
     return {"y": luma, "u": chroma, "v": chroma}
+
+
+def hevc_frame_layouts(arrays: Mapping[str, np.ndarray], bit_depth: int | None = None) -> dict[str, PlaneLayout]:
+    """{'y', 'u', 'v'} layouts of an HEVC frame (or a stack of frames) from its schema arrays: exact
+    from ``hevc/tu`` + ``hevc/counts`` when present (:func:`hevc_tu_layouts`), else approximated
+    from ``block/tkind``, ``block/tu_log2`` (:func:`hevc_layouts`: TUs without coded luma residual
+    are FREE, chroma is assumed DCT).  ``bit_depth``: default 8, or 10 when the frame's
+    ``decoded``/``prediction`` planes are uint16."""
+    if bit_depth is None:
+        planes = [arrays[k] for k in ("decoded/y", "prediction/y", "recon/y") if k in arrays]
+        bit_depth = 10 if planes and np.asarray(planes[0]).dtype == np.uint16 else 8
+    mode = _need(arrays, "block/mode")
+    if "hevc/tu" in arrays and "hevc/counts" in arrays:
+        y, u, v = hevc_tu_layouts(arrays["hevc/tu"], np.asarray(arrays["hevc/counts"])[..., 1], mode, bit_depth)
+        return {"y": y, "u": u, "v": v}
+    luma, chroma = hevc_layouts(_need(arrays, "block/tkind"), _need(arrays, "block/tu_log2"), mode, bit_depth)
+    return {"y": luma, "u": chroma, "v": chroma}
+
+
+def frame_layouts(arrays: Mapping[str, np.ndarray], codec: str) -> dict[str, PlaneLayout]:
+    """{'y', 'u', 'v'} layouts of an H.264 or HEVC frame (``codec`` as in the file's attributes)."""
+    if codec == "h264":
+        return h264_frame_layouts(arrays)
+    if codec == "hevc":
+        return hevc_frame_layouts(arrays)
+    raise ValueError(f"codec must be 'h264' or 'hevc', got {codec!r}")
 
 
 def h264_plane_steps(qstep: Array, dc_qmul: Array | None, layout: PlaneLayout, plane: str) -> Array:
