@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "chunks.h"
 #include "decoder.h"
 #include "errors.h"
 #include "ffmpeg.h"
@@ -275,6 +276,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("arr"), py::arg("lzf"),
         "None if the C-contiguous buffer is all zero, else (data, HDF5 filter mask) for a direct "
         "chunk write: LZF bytes (filter 32000) or the buffer itself when LZF would not shrink it.");
+    bind_chunks(m);
     m.def("group_names", &group_names, "Field group names, 'frame' first.");
     m.def(
         "schema_arrays",
