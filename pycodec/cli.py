@@ -252,8 +252,10 @@ def cmd_extract(a: argparse.Namespace) -> int:
     stats = ExtractStats()
     # The decoder is opened once: its stream information is the reader's.
     explicit = a.fields is not None and a.fields.strip().lower() != "all"
-    # all fields: the reader keeps the extras of the video's own codec only
-    with pycodec.open(src, fields=fields if explicit else None, frames=frames) as reader:
+    # all fields: the reader keeps the extras of the video's own codec only. copy=False: block maps
+    # and other exported arrays are views of the decoder's export buffer, not copies (the writer
+    # copies or writes each frame's arrays before they are dropped, so few buffers are alive).
+    with pycodec.open(src, fields=fields if explicit else None, frames=frames, copy=False) as reader:
         info = dict(getattr(reader, "info", None) or pycodec.info(src))
         codec = str(info.get("codec", "?"))
         if codec not in SUPPORTED_CODECS:
@@ -278,10 +280,12 @@ def cmd_extract(a: argparse.Namespace) -> int:
             first_frame=frames.start if frames else 0,
             compression=a.compression,
         )
+        thread = _use_writer_thread(a.writer_thread)
+        # With the writer thread, the HDF5 file is created by that thread while the first frames decode.
         writer = store.H5Writer(
-            out, attrs, compression=a.compression, overwrite=a.overwrite, nb_frames=total or 0
+            out, attrs, compression=a.compression, overwrite=a.overwrite, nb_frames=total or 0, defer_open=thread
         )
-        with store.PipelinedWriter(writer) if _use_writer_thread(a.writer_thread) else writer as w:
+        with store.PipelinedWriter(writer) if thread else writer as w:
             from tqdm import tqdm
 
             # disable=None: no bar when stderr is not a terminal (logs, pipes, tests) or with --quiet.
