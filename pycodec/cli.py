@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import json
 import os
 import sys
@@ -84,6 +85,12 @@ def parse_frames(text: str | None) -> slice | None:
     if b is not None and b <= a:
         raise CliError(f"--frames: {text!r} is empty (B <= A); {hint}")
     return slice(a, b)
+
+
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """The parser main() uses, built once per process (building it costs ~1 ms)."""
+    return build_parser()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,7 +283,8 @@ def cmd_extract(a: argparse.Namespace) -> int:
             info,
             fields,
             source=os.path.abspath(src),
-            source_sha256=store.sha256_file(src),
+            # hashed when the file is created: in the writer thread, while decoding, when there is one
+            source_sha256=functools.partial(store.sha256_file, src),
             first_frame=frames.start if frames else 0,
             compression=a.compression,
         )
@@ -285,7 +293,8 @@ def cmd_extract(a: argparse.Namespace) -> int:
         writer = store.H5Writer(
             out, attrs, compression=a.compression, overwrite=a.overwrite, nb_frames=total or 0, defer_open=thread
         )
-        with store.PipelinedWriter(writer) if thread else writer as w:
+        # With the writer thread, the summary statistics are gathered there too (off the decoding thread).
+        with store.PipelinedWriter(writer, on_frame=stats.add) if thread else writer as w:
             from tqdm import tqdm
 
             # disable=None: no bar when stderr is not a terminal (logs, pipes, tests) or with --quiet.
@@ -301,7 +310,8 @@ def cmd_extract(a: argparse.Namespace) -> int:
             try:
                 for frame in reader:
                     w.append(frame)
-                    stats.add(frame)
+                    if not thread:
+                        stats.add(frame)
                     bar.update(1)
             finally:
                 bar.close()
@@ -366,7 +376,7 @@ def cmd_show(a: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pycodec`` command; returns the exit code."""
-    parser = build_parser()
+    parser = _parser()
     path: str | None = None
     try:
         args = parser.parse_args(argv)

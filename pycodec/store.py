@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import errno
 import hashlib
 import os
+import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import h5py
@@ -183,13 +184,18 @@ class H5Writer:
 
     Picture planes are stored one frame per chunk; every other per-frame dataset (block maps,
     codec extras) in chunks of several frames (:func:`chunk_frames`: about ``chunk_bytes`` each),
-    which keeps the number of chunks, and of HDF5 calls, per frame low. A dataset's frames wait
-    (by reference: arrays must not be changed after ``append``) until its chunk is full. Under
-    ``lzf`` and ``none`` each chunk is written with HDF5's direct chunk write (LZF-compressed by
-    ``pycodec._core.pack_frames``), bypassing h5py's selection and type conversion. Under ``gzip``
-    frames are written through h5py, whole chunks at a time (one-frame chunks in small batches
-    bounded by ``batch_bytes``). Datasets are preallocated from ``nb_frames`` when it is known, else
-    grown in steps, and trimmed to the frames written at the end.
+    which keeps the number of chunks, and of HDF5 calls, per frame low. Their frames are copied
+    into chunk buffers (``pycodec._core.ChunkStager``) until the chunk is full. Under ``lzf`` and
+    ``none`` each chunk is written with HDF5's direct chunk write (LZF-compressed by
+    ``pycodec._core``), bypassing h5py's selection and type conversion. Under ``gzip`` chunks are
+    written through h5py (one-frame chunks in small batches bounded by ``batch_bytes``). Datasets
+    are preallocated from ``nb_frames`` when it is known, else grown in steps, and trimmed to the
+    frames written at the end.
+
+    ``attrs`` become the root attributes; a value may be a callable, called when the file is
+    created (with ``defer_open`` and a :class:`PipelinedWriter`, in its thread: e.g. a hash of the
+    input computed while decoding starts). ``defer_open``: create the file on :meth:`open` or the
+    first ``append`` instead of now (the output is checked and the temporary file made now).
     """
 
     def __init__(
@@ -232,6 +238,7 @@ class H5Writer:
         self.tmp: str | None = None
         self.closed = False
         self._attrs = dict(attrs)
+        self.yield_gil = False  # set by PipelinedWriter (see _yield_gil)
         self._check_target()
         folder = os.path.dirname(self.path)
         try:
@@ -255,9 +262,11 @@ class H5Writer:
             # (chunks are written whole), less memory, and a write error (full disk) leaves no dirty
             # cache behind, which HDF5 otherwise tries to flush at close and crashes on.
             assert self.tmp is not None
+            self._yield_gil()
             self._h5 = h5py.File(self.tmp, "w", rdcc_nbytes=0)
             for k, v in self._attrs.items():
-                self._h5.attrs[k] = v
+                self._h5.attrs[k] = v() if callable(v) else v
+                self._yield_gil()
             for k, dt in FRAME_META.items():
                 self._meta_ids[k] = self._new_dataset(f"frame/{k}", (), np.dtype(dt), META_CHUNK)
         except OSError as exc:
@@ -266,6 +275,12 @@ class H5Writer:
         except BaseException:
             self.abort()
             raise
+
+    def _yield_gil(self) -> None:
+        """In a writer thread, let a thread waiting for the GIL (the decoding one) run: creating the
+        file and its datasets holds the GIL for milliseconds in h5py, which would stall decoding."""
+        if self.yield_gil:
+            time.sleep(0)
 
     def _new_dataset(self, name: str, shape: tuple[int, ...], dtype: np.dtype, k: int) -> Any:
         """Create dataset ``name`` of shape (capacity, *shape), chunks (k, *shape), maxshape (None, *shape);
@@ -286,8 +301,10 @@ class H5Writer:
             dcpl.set_deflate(GZIP_LEVEL)
         dcpl.set_obj_track_times(False)
         space = h5s.create_simple((self._cap, *shape), (h5s.UNLIMITED, *shape))
-        return h5d.create(self._h5.id, name.encode(), h5t.py_create(dtype, logical=True), space,
+        dsid = h5d.create(self._h5.id, name.encode(), h5t.py_create(dtype, logical=True), space,
                           dcpl=dcpl, lcpl=_LCPL)
+        self._yield_gil()
+        return dsid
 
     def _check_target(self) -> None:
         """Refuse early (before decoding) when the output cannot be written."""
@@ -564,32 +581,52 @@ _STOP = object()  # end-of-stream marker of PipelinedWriter's queue
 
 
 class PipelinedWriter:
-    """An :class:`H5Writer` fed through a bounded queue by a background thread.
+    """An :class:`H5Writer` fed by a background thread.
 
-    ``append()`` only queues the frame; the thread runs ``H5Writer.append`` on the frames in order:
-    LZF compression (``pycodec._core.pack_frames``, which releases the GIL) and the HDF5 chunk
+    ``append()`` only hands the frame over; the thread runs ``H5Writer.append`` on the frames in
+    order: chunk staging and LZF compression (``pycodec._core``, without the GIL) and the HDF5 chunk
     writes. The decoding thread (``pycodec._core`` releases the GIL while decoding) thus overlaps
     with compression and writing on a second CPU. A writer made with ``defer_open`` creates its
-    file in the thread too, while the first frames decode. ``append()`` blocks while ``depth`` frames or
-    ``max_bytes`` of arrays are waiting or being written (one frame always fits), so memory stays
-    bounded. The file is identical to the one H5Writer alone writes, with the same guarantees: the
+    file in the thread too, while the first frames decode. Frames are handed over in small batches
+    (about ``hand_bytes`` of arrays), which keeps the threads' wake-ups and hand-offs of the GIL
+    few. ``append()`` blocks while ``depth`` frames or ``max_bytes`` of arrays are waiting or being
+    written (one frame always fits), so memory stays bounded. ``on_frame(frame)``, if given, is
+    called by the thread after each frame is written (e.g. statistics, off the decoding thread).
+
+    The file is identical to the one H5Writer alone writes, with the same guarantees: the
     temporary file is renamed by ``close()`` and nothing is left behind on failure. A failure in the
     thread (a full disk, a frame of another size) is raised, as the same exception (a one-line
     StoreError), by the next ``append()`` or by ``close()``. Only the thread touches the H5Writer
     (and h5py) until it has stopped.
     """
 
-    def __init__(self, writer: H5Writer, depth: int = 4, max_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        writer: H5Writer,
+        depth: int = 32,
+        max_bytes: int = 64 << 20,
+        hand_bytes: int = 1 << 20,
+        on_frame: Callable[[Any], None] | None = None,
+    ) -> None:
         self.writer = writer
         self.path = writer.path
-        self.depth, self.max_bytes = max(1, depth), max_bytes
-        self._items: collections.deque[tuple[Any, int]] = collections.deque()
-        self._cv = threading.Condition()
-        self._pending = 0  # frames queued or being written
+        self.depth, self.max_bytes, self.hand_bytes = max(1, depth), max_bytes, hand_bytes
+        self._on_frame = on_frame
+        writer.yield_gil = True
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # batches of (frame, nbytes)
+        self._lock = threading.Lock()  # guards the counters below
+        self._room = threading.Condition(self._lock)
+        self._pending = 0  # frames accepted and not yet written (in the batch, queued, being written)
         self._pending_bytes = 0
+        self._waiting = False  # append() waits for room
+        self._batch: list[tuple[Any, int]] = []  # frames not handed over yet
+        self._batch_bytes = 0
         self._exc: BaseException | None = None
         self._discard = False  # abort(): drop what is still queued
+        self._stopped = False
         self._accepted = 0
+        nb = writer.nb_frames
+        self._hand_each = nb - 16 if nb > 0 else 1 << 62  # frames after which each frame is handed over
         self._thread = threading.Thread(target=self._run, name="pycodec-h5-writer", daemon=True)
         self._thread.start()
 
@@ -608,52 +645,73 @@ class PipelinedWriter:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             self._exc = exc
         while True:
-            with self._cv:
-                while not self._items:
-                    self._cv.wait()
-                frame, nbytes = self._items.popleft()
-            if frame is _STOP:
+            batch = self._q.get()
+            if batch is _STOP:
                 return
-            if self._exc is None and not self._discard:
-                try:
-                    self.writer.append(frame)  # aborts the writer (temporary file removed) on failure
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                    self._exc = exc
-            del frame
-            with self._cv:
-                self._pending -= 1
+            nbytes = 0
+            for frame, nb in batch:
+                nbytes += nb
+                if self._exc is None and not self._discard:
+                    try:
+                        self.writer.append(frame)  # aborts the writer (temporary file removed) on failure
+                        if self._on_frame is not None:
+                            self._on_frame(frame)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                        self._exc = exc
+            count = len(batch)
+            del batch
+            with self._lock:
+                self._pending -= count
                 self._pending_bytes -= nbytes
-                self._cv.notify_all()
+                if self._waiting:
+                    self._room.notify_all()
 
-    def _put(self, item: Any, nbytes: int) -> None:
-        with self._cv:
-            while self._pending and (
-                self._pending >= self.depth or self._pending_bytes + nbytes > self.max_bytes
-            ):
-                if self._exc is not None:
-                    raise self._exc
-                self._cv.wait()
-            self._items.append((item, nbytes))
-            self._pending += 1
-            self._pending_bytes += nbytes
-            self._cv.notify_all()
+    def _hand(self) -> None:
+        """Queue the frames not handed over yet."""
+        if self._batch:
+            self._q.put(self._batch)
+            self._batch = []
+            self._batch_bytes = 0
 
     def append(self, frame: Any) -> None:
-        """Queue one frame; raises the writer thread's failure, if any."""
+        """Hand one frame to the thread; raises the thread's failure, if any."""
         if self._exc is not None:
             raise self._exc
-        if not self._thread.is_alive():
+        if self._stopped:
             raise StoreError(f"{self.path}: writer is closed; open a new H5Writer")
-        self._put(frame, sum(int(getattr(a, "nbytes", 0)) for a in frame.arrays.values()))
+        nbytes = 0
+        for a in frame.arrays.values():
+            nbytes += getattr(a, "nbytes", 0)
+        # The counters only drop behind our back (the thread), so a stale read errs on the safe side.
+        if self._pending and (self._pending >= self.depth or self._pending_bytes + nbytes > self.max_bytes):
+            self._hand()
+            with self._room:
+                while self._pending and (
+                    self._pending >= self.depth or self._pending_bytes + nbytes > self.max_bytes
+                ):
+                    if self._exc is not None:
+                        raise self._exc
+                    self._waiting = True
+                    self._room.wait()
+                self._waiting = False
+        with self._lock:
+            self._pending += 1
+            self._pending_bytes += nbytes
+        self._batch.append((frame, nbytes))
+        self._batch_bytes += nbytes
         self._accepted += 1
+        # Near the expected end, every frame goes at once: what the thread has left to do when the
+        # last frame arrives (and the caller waits for in close()) stays small.
+        if self._batch_bytes >= self.hand_bytes or self._accepted >= self._hand_each:
+            self._hand()
 
     def _stop(self) -> None:
         """Let the thread finish what is queued and wait for it."""
         if self._thread.is_alive():
-            with self._cv:
-                self._items.append((_STOP, 0))
-                self._cv.notify_all()
+            self._hand()
+            self._q.put(_STOP)
             self._thread.join()
+        self._stopped = True
 
     def close(self) -> str:
         """Write what is queued, then close the H5Writer (rename into place); returns the path."""
@@ -670,10 +728,13 @@ class PipelinedWriter:
     def abort(self) -> None:
         """Drop everything: stop the thread (queued frames are discarded), remove the temporary file."""
         self._discard = True
-        with self._cv:
-            self._pending -= len(self._items)
-            self._pending_bytes -= sum(nb for _, nb in self._items)
-            self._items.clear()
+        self._batch = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._q.get_nowait()
+                if item is _STOP:
+                    self._q.put(_STOP)
+                    break
         self._stop()
         self.writer.abort()
 

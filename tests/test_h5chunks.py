@@ -316,3 +316,37 @@ def test_extract_is_deterministic(tmp_path, sample):
         assert cli.main(argv) == 0
     data = [p.read_bytes() for p in outs]
     assert data[0] == data[1] == data[2]
+
+
+def test_callable_attributes_are_evaluated_when_the_file_is_created(tmp_path):
+    import threading
+
+    seen = []
+
+    def digest():
+        seen.append(threading.current_thread().name)
+        return "12" * 32
+
+    for pipeline in (False, True):
+        out = tmp_path / f"c{pipeline}.h5"
+        w = store.H5Writer(out, dict(attrs(), source_sha256=digest), defer_open=pipeline)
+        with store.PipelinedWriter(w) if pipeline else w as ww:
+            for f in frames_of(2, seed=11):
+                ww.append(f)
+        with h5py.File(out) as f:
+            assert f.attrs["source_sha256"] == "12" * 32
+    assert seen == ["MainThread", "pycodec-h5-writer"]
+
+
+@pytest.mark.parametrize("nb_frames", [0, 20, 40])
+def test_pipeline_batches_and_statistics_hook(tmp_path, nb_frames):
+    """Frames are handed to the thread in batches; on_frame sees every frame once, in order."""
+    frames = frames_of(40, seed=12, groups="frame,block")
+    seen = []
+    w = store.PipelinedWriter(store.H5Writer(tmp_path / "p.h5", attrs(("frame", "block")), nb_frames=nb_frames),
+                              hand_bytes=5000, on_frame=lambda f: seen.append(f.index))
+    for f in frames:
+        w.append(f)
+    w.close()
+    assert seen == list(range(40))
+    check_file(tmp_path / "p.h5", frames, nb_frames)

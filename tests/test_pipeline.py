@@ -116,9 +116,10 @@ def test_failure_in_writer_thread_is_the_same_store_error(tmp_path, monkeypatch,
             w.append(f)
         if where == "close":
             w.close()
-        else:  # the failure surfaces at a later append
-            for f in frames:
-                w.append(f)
+        else:  # the failure surfaces at a later append (frames are handed over in batches)
+            for _ in range(100):
+                for f in frames:
+                    w.append(f)
     msg = str(info.value)
     assert msg.startswith(str(out)) and "no space left on device; free some space" in msg
     assert "\n" not in msg
