@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-from h5py import h5d, h5p, h5s, h5t, h5z
+from h5py import h5a, h5d, h5p, h5s, h5t, h5z
 
 import pycodec as _pkg
 from pycodec._core import ChunkStager as _ChunkStager
@@ -52,6 +52,28 @@ MAX_CHUNK_FRAMES = 64
 # Link creation: intermediate groups (frame/, block/, ...) are created with the dataset (as h5py does).
 _LCPL = h5p.create(h5p.LINK_CREATE)
 _LCPL.set_create_intermediate_group(True)
+
+
+_STR = h5py.string_dtype()  # variable-length UTF-8, how h5py stores a str attribute
+
+
+def _set_attr(obj: Any, name: str, value: Any) -> None:
+    """``obj.attrs[name] = value`` with h5py's low-level API for str and numbers (the same
+    attribute as h5py writes, at half the cost); anything else through h5py."""
+    if isinstance(value, (str, int, float, np.number, np.ndarray)) and not isinstance(value, bool):
+        data = np.asarray(value, dtype=_STR if isinstance(value, str) else None)
+        if isinstance(value, str) or data.dtype.kind in "iuf":
+            key = name.encode()
+            if h5a.exists(obj.id, key):
+                h5a.delete(obj.id, key)
+            space = h5s.create_simple(data.shape) if data.shape else h5s.create(h5s.SCALAR)
+            aid = h5a.create(obj.id, key, h5t.py_create(data.dtype, logical=True), space)
+            try:
+                aid.write(data, mtype=h5t.py_create(data.dtype))
+            finally:
+                aid.close()
+            return
+    obj.attrs[name] = value
 
 
 class StoreError(_pkg.PycodecError):
@@ -228,11 +250,12 @@ class H5Writer:
         self._cap = self.nb_frames  # frames every dataset has room for
         self._series: dict[str, _Series] = {}
         self._staged: list[_Series] = []  # datasets of several frames per chunk, in stager order
+        self._staged_names: list[str] = []
         self._single: list[_Series] = []  # datasets of one frame per chunk
         self._stager = _ChunkStager()
         # Direct chunk writes (lzf, none); gzip goes through h5py.
         self._direct = compression in ("lzf", "none")
-        self._meta = {k: np.zeros(META_CHUNK, dt) for k, dt in FRAME_META.items()}
+        self._meta_rows: list[tuple[int, int, int, int, bool, int, int]] = []  # frame/ values, this chunk
         self._meta_ids: dict[str, Any] = {}  # low-level ids of the frame/ datasets
         self._h5: h5py.File | None = None
         self.tmp: str | None = None
@@ -265,7 +288,7 @@ class H5Writer:
             self._yield_gil()
             self._h5 = h5py.File(self.tmp, "w", rdcc_nbytes=0)
             for k, v in self._attrs.items():
-                self._h5.attrs[k] = v() if callable(v) else v
+                _set_attr(self._h5, k, v() if callable(v) else v)
                 self._yield_gil()
             for k, dt in FRAME_META.items():
                 self._meta_ids[k] = self._new_dataset(f"frame/{k}", (), np.dtype(dt), META_CHUNK)
@@ -336,6 +359,7 @@ class H5Writer:
                 list(arr.shape), _buffer_format(arr), arr.nbytes, k, s.row, self.n - s.start
             )
             self._staged.append(s)
+            self._staged_names.append(name)
         else:
             self._single.append(s)
         self._series[name] = s
@@ -378,14 +402,15 @@ class H5Writer:
         series = self._series
         if self.n == 0 and not self._direct:
             self._plan(arrays)
-        for name in arrays:
-            if name not in series:  # first frame, or an array that appears mid-stream
-                self._create(name, np.asarray(arrays[name]))
+        if not arrays.keys() <= series.keys():
+            for name in arrays:
+                if name not in series:  # first frame, or an array that appears mid-stream
+                    self._create(name, np.asarray(arrays[name]))
         i = self.n
         if self._staged:
             staged = self._staged
             try:  # one call copies this frame of every multi-frame-chunk dataset
-                full = self._stager.put([arrays.get(s.name) for s in staged])
+                full = self._stager.put(list(map(arrays.get, self._staged_names)))
             except ValueError:
                 for s in staged:
                     a = arrays.get(s.name)
@@ -419,16 +444,17 @@ class H5Writer:
             elif not self.skip_zero and s.frame_bytes:  # missing array: zeros, stored raw
                 self._ensure_capacity(i + 1)
                 s.dsid.write_direct_chunk((i, *s.origin), np.zeros(s.shape, s.dtype), int(s.lzf))
-        j = i % META_CHUNK
-        m = self._meta
-        m["decode_index"][j] = frame.decode_index
-        m["pts"][j] = NOPTS if frame.pts is None else frame.pts
-        m["poc"][j] = frame.poc
         t = frame.type
-        m["type"][j] = ord(t[0]) if isinstance(t, str) else int(t)
-        m["key"][j] = bool(frame.key)
-        m["pkt_bytes"][j] = frame.pkt_bytes
-        m["flags"][j] = int(frame.flags)
+        pts = frame.pts
+        self._meta_rows.append((  # in FRAME_META order
+            frame.decode_index,
+            NOPTS if pts is None else pts,
+            frame.poc,
+            ord(t[0]) if isinstance(t, str) else int(t),
+            bool(frame.key),
+            frame.pkt_bytes,
+            int(frame.flags),
+        ))
         self.n += 1
         if self.n % META_CHUNK == 0:
             self._flush_meta()
@@ -497,13 +523,18 @@ class H5Writer:
         if count <= 0:
             return
         self._ensure_capacity(self.n)
-        for k, buf in self._meta.items():
+        rows = self._meta_rows  # the frames of this chunk
+        assert len(rows) == count
+        if count == META_CHUNK:
+            self._meta_rows = []
+        for (k, dt), values in zip(FRAME_META.items(), zip(*rows, strict=True), strict=True):
             dsid = self._meta_ids[k]
+            buf = np.zeros(META_CHUNK, dt)
+            buf[:count] = values
             if not self._direct:
                 h5py.Dataset(dsid)[start : self.n] = buf[:count]
                 continue
             # A whole chunk written directly (the part past the last frame lies outside the dataset).
-            buf[count:] = 0
             packed = _pack_frames([buf], buf.nbytes, 1, self.compression == "lzf", buf.itemsize)
             if packed is None:
                 packed = (buf, int(self.compression == "lzf"))  # all zero: raw, filter skipped
@@ -528,7 +559,7 @@ class H5Writer:
                 self._flush_batch(s)
             if self.n % META_CHUNK:
                 self._flush_meta()
-            self._h5.attrs["nb_frames"] = self.n
+            _set_attr(self._h5, "nb_frames", self.n)
             self._h5.close()
             self._h5 = None
             if os.path.lexists(self.path) and not self.overwrite:

@@ -350,3 +350,24 @@ def test_pipeline_batches_and_statistics_hook(tmp_path, nb_frames):
     w.close()
     assert seen == list(range(40))
     check_file(tmp_path / "p.h5", frames, nb_frames)
+
+
+def test_attributes_are_written_as_h5py_writes_them(tmp_path):
+    values = dict(attrs(), crop=np.array([0, 8, 0, 0], np.int32), scale=0.5, big=np.int64(1) << 40,
+                  flag=True, names=["a", "b"], empty="")
+    with h5py.File(tmp_path / "ref.h5", "w") as f:
+        for k, v in values.items():
+            f.attrs[k] = v
+    with h5py.File(tmp_path / "ours.h5", "w") as f:
+        for k, v in values.items():
+            store._set_attr(f, k, v)
+        store._set_attr(f, "scale", 0.25)  # replacing an attribute
+    with h5py.File(tmp_path / "ref.h5") as a, h5py.File(tmp_path / "ours.h5") as b:
+        assert sorted(a.attrs) == sorted(b.attrs)
+        for k in a.attrs:
+            ia, ib = a.attrs.get_id(k), b.attrs.get_id(k)
+            assert ia.get_type().equal(ib.get_type()) and ia.shape == ib.shape, k
+            if k != "scale":
+                np.testing.assert_array_equal(a.attrs[k], b.attrs[k])
+                assert type(a.attrs[k]) is type(b.attrs[k]), k
+        assert b.attrs["scale"] == 0.25
