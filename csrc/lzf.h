@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace pycodec {
 
@@ -11,5 +12,18 @@ namespace pycodec {
 // per row when in is a C-ordered array of rows (0: unknown); matches with the row above are tried
 // first, which is faster and smaller on block maps. Any row value gives a valid LZF stream.
 size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_t row = 0);
+
+// LZF streams concatenate: the stream of a + b is the stream of a followed by that of b, as long as
+// each part's back references stay inside that part (which those made here do). The helpers below
+// append parts to a growing stream.
+
+// Appends the stream of n zero bytes (n >= 1): 2 + ~3 bytes per 264 bytes.
+void lzf_append_zeros(std::vector<uint8_t>& out, size_t n);
+// Appends a stream of n bytes stored as literals (for data LZF does not shrink).
+void lzf_append_literals(std::vector<uint8_t>& out, const uint8_t* in, size_t n);
+// Appends the stream of in[0..n): compressed, or as literals when that is not smaller.
+void lzf_append(std::vector<uint8_t>& out, const uint8_t* in, size_t n, size_t row = 0);
+// Decodes a stream into out[0..n); false when it is malformed or does not decode to n bytes.
+bool lzf_decompress(const uint8_t* in, size_t len, uint8_t* out, size_t n);
 
 }  // namespace pycodec
