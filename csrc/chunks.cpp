@@ -124,16 +124,21 @@ py::object pack_frames(const py::sequence& items, size_t frame_bytes, size_t nfr
     return pack_bytes(stage.data(), stage.size(), lzf, row, nullptr);
 }
 
-// Gathers the frames of several per-frame datasets ("series") into chunk buffers of k frames
-// each: put() copies one frame of every series (one call per frame, the copies without the GIL;
-// the arrays are not kept), pack() / take() hand out a series' chunk and start the next one.
+// Gathers the frames of several per-frame datasets ("series") into chunks of k frames each, one
+// put() per frame for all of them (the arrays are not kept: the work is done during the call,
+// without the GIL). A raw series copies each frame into its chunk buffer (then pack() compresses
+// nothing more than the zero test, or take() hands the raw frames out). An LZF series compresses
+// each frame as it arrives and appends it to the chunk's LZF stream (LZF streams concatenate;
+// compressing frame by frame is as small as compressing the chunk at once on block maps, and saves
+// the copy), zeros as a few bytes; pack() hands the stream out.
 class ChunkStager {
 public:
     // A series whose frames have shape and format (the struct format of the buffer protocol,
     // e.g. '<h' or 'b') and frame_bytes bytes; k frames per chunk; the first `skip` frames of its
-    // first chunk are zero. Returns the series' index.
+    // first chunk are zero; lzf: an LZF series (row: bytes per row for the encoder), else raw.
+    // Returns the series' index.
     size_t add(const std::vector<py::ssize_t>& shape, const std::string& format,
-               size_t frame_bytes, size_t k, size_t row, size_t skip) {
+               size_t frame_bytes, size_t k, size_t row, size_t skip, bool lzf) {
         if (!frame_bytes || !k || skip >= k)
             throw py::value_error("ChunkStager.add: need frame_bytes > 0 and skip < k");
         Series s;
@@ -142,16 +147,23 @@ public:
         s.frame_bytes = frame_bytes;
         s.k = k;
         s.row = row;
-        s.buf.assign(frame_bytes * k, 0);
+        s.lzf = lzf;
+        if (lzf) {
+            s.buf.reserve(frame_bytes * k / 8 + 64);
+            for (size_t i = 0; i < skip; ++i) lzf_append_zeros(s.buf, frame_bytes);
+        } else {
+            s.buf.assign(frame_bytes * k, 0);
+        }
         s.count = skip;
         series_.push_back(std::move(s));
         return series_.size() - 1;
     }
 
-    // Copies one frame: items[i] is the array of series i (None: zeros). Returns the indices of the
-    // series whose chunk is now full. Raises ValueError("series <i>") when an array's shape or
-    // format differs from the series' (nothing is copied then).
-    std::vector<size_t> put(const py::sequence& items) {
+    // Adds one frame to every series: items[i] is the array of series i (None: zeros). Returns the
+    // indices of the series whose chunk is now full (pack_full: with their chunk as pack() gives it,
+    // the series starting its next chunk). Raises ValueError("series <i>") when an array's shape or
+    // format differs from the series' (nothing is added then).
+    py::list put(const py::sequence& items, bool pack_full) {
         const size_t n = series_.size();
         if (size_t(py::len(items)) != n)
             throw py::value_error("ChunkStager.put: one item per series expected");
@@ -171,34 +183,70 @@ public:
             py::gil_scoped_release release;
             for (size_t i = 0; i < n; ++i) {
                 Series& s = series_[i];
-                uint8_t* dst = s.buf.data() + s.count * s.frame_bytes;
-                if (src[i])
-                    std::memcpy(dst, src[i], s.frame_bytes);
-                else
-                    std::memset(dst, 0, s.frame_bytes);
+                const bool zero = !src[i] || all_zero(src[i], s.frame_bytes);
+                s.nonzero |= !zero;
+                if (!s.lzf) {
+                    uint8_t* dst = s.buf.data() + s.count * s.frame_bytes;
+                    if (zero)
+                        std::memset(dst, 0, s.frame_bytes);
+                    else
+                        std::memcpy(dst, src[i], s.frame_bytes);
+                } else if (zero) {
+                    lzf_append_zeros(s.buf, s.frame_bytes);
+                } else {
+                    lzf_append(s.buf, src[i], s.frame_bytes, s.row);
+                }
                 if (++s.count == s.k) full.push_back(i);
             }
         }
-        return full;
+        py::list out;
+        for (size_t i : full) {
+            if (!pack_full) {
+                out.append(i);
+                continue;
+            }
+            // A one-frame chunk that LZF does not shrink is the array itself, stored raw.
+            Series& s = series_[i];
+            const py::object* raw = s.k == 1 && src[i] ? &objs[i] : nullptr;
+            out.append(py::make_tuple(i, s.lzf ? pack_series(s, raw) : pack(i, false)));
+        }
+        return out;
     }
 
     size_t count(size_t i) const { return at(i).count; }
 
-    // The chunk of series i for a direct chunk write, as pack_frames gives it (frames past the
-    // ones put are zero); the series starts its next chunk.
+    // The chunk of series i for a direct chunk write (frames past the ones put are zero): None if
+    // it is all zero, else (data, filter mask): the LZF stream and 0 (raw series under lzf: the
+    // chunk compressed now), or the raw chunk and 1 when LZF does not shrink it (0 when lzf is
+    // false). The series starts its next chunk.
     py::object pack(size_t i, bool lzf) {
         Series& s = at(i);
-        std::memset(s.buf.data() + s.count * s.frame_bytes, 0, (s.k - s.count) * s.frame_bytes);
-        s.count = 0;
-        return pack_bytes(s.buf.data(), s.buf.size(), lzf, s.row, nullptr);
+        if (!s.lzf) {
+            std::memset(s.buf.data() + s.count * s.frame_bytes, 0, (s.k - s.count) * s.frame_bytes);
+            s.count = 0;
+            s.nonzero = false;
+            return pack_bytes(s.buf.data(), s.buf.size(), lzf, s.row, nullptr);
+        }
+        return pack_series(s, nullptr);
     }
 
-    // The frames put into the chunk of series i, as bytes; the series starts its next chunk.
+    // The frames put into the chunk of series i, as raw bytes; the series starts its next chunk.
     py::bytes take(size_t i) {
         Series& s = at(i);
-        py::bytes out(reinterpret_cast<const char*>(s.buf.data()),
-                      static_cast<py::ssize_t>(s.count * s.frame_bytes));
+        py::bytes out;
+        if (s.lzf) {
+            std::string raw(s.count * s.frame_bytes, '\0');
+            if (!lzf_decompress(s.buf.data(), s.buf.size(), reinterpret_cast<uint8_t*>(raw.data()),
+                                raw.size()))
+                throw std::runtime_error("ChunkStager: corrupt LZF stream");
+            out = py::bytes(raw);
+            s.buf.clear();
+        } else {
+            out = py::bytes(reinterpret_cast<const char*>(s.buf.data()),
+                            static_cast<py::ssize_t>(s.count * s.frame_bytes));
+        }
         s.count = 0;
+        s.nonzero = false;
         return out;
     }
 
@@ -207,8 +255,37 @@ private:
         std::vector<py::ssize_t> shape;
         std::string format;
         size_t frame_bytes = 0, k = 1, row = 0, count = 0;
-        std::vector<uint8_t> buf;
+        bool lzf = false;
+        bool nonzero = false;  // a frame of the current chunk is not all zero
+        std::vector<uint8_t> buf;  // raw: the chunk; lzf: the chunk's LZF stream so far
     };
+
+    // The chunk of an LZF series (see pack()); raw: the object to store when LZF does not shrink
+    // the chunk (one frame: the array), else the stream is decoded into a raw chunk.
+    static py::object pack_series(Series& s, const py::object* raw) {
+        py::object out = py::none();
+        if (s.nonzero) {
+            const size_t total = s.frame_bytes * s.k;
+            for (size_t j = s.count; j < s.k; ++j) lzf_append_zeros(s.buf, s.frame_bytes);
+            if (s.buf.size() < total) {
+                out = py::make_tuple(py::bytes(reinterpret_cast<const char*>(s.buf.data()),
+                                               static_cast<py::ssize_t>(s.buf.size())),
+                                     0);
+            } else if (raw) {
+                out = py::make_tuple(*raw, 1);
+            } else {  // incompressible: the raw chunk, the filter marked skipped
+                std::string data(total, '\0');
+                if (!lzf_decompress(s.buf.data(), s.buf.size(),
+                                    reinterpret_cast<uint8_t*>(data.data()), total))
+                    throw std::runtime_error("ChunkStager: corrupt LZF stream");
+                out = py::make_tuple(py::bytes(data), 1);
+            }
+        }
+        s.buf.clear();
+        s.count = 0;
+        s.nonzero = false;
+        return out;
+    }
 
     static bool matches(const Series& s, const Py_buffer& v) {
         if (size_t(v.len) != s.frame_bytes || size_t(v.ndim) != s.shape.size()) return false;
@@ -251,21 +328,23 @@ void bind_chunks(py::module_& m) {
         },
         py::arg("obj"), "The buffer-protocol struct format of obj (as ChunkStager compares it).");
     py::class_<ChunkStager>(m, "ChunkStager",
-                            "Gathers frames of per-frame datasets into multi-frame chunk buffers.")
+                            "Gathers frames of per-frame datasets into chunks of several frames.")
         .def(py::init<>())
         .def("add", &ChunkStager::add, py::arg("shape"), py::arg("format"),
              py::arg("frame_bytes"), py::arg("k"), py::arg("row") = 0, py::arg("skip") = 0,
+             py::arg("lzf") = false,
              "Add a series (frames of this shape and buffer format, k per chunk, the first skip "
-             "zero); returns its index.")
-        .def("put", &ChunkStager::put, py::arg("items"),
-             "Copy one frame of every series (None: zeros); returns the series whose chunk is "
-             "full. ValueError('series <i>') when an array does not match its series.")
+             "zero; lzf: compress each frame as it arrives); returns its index.")
+        .def("put", &ChunkStager::put, py::arg("items"), py::arg("pack_full") = false,
+             "Add one frame of every series (None: zeros); returns the series whose chunk is "
+             "full, with pack_full=True as (index, pack(index)) pairs. ValueError('series <i>') when "
+             "an array does not match its series.")
         .def("count", &ChunkStager::count, py::arg("i"), "Frames in the current chunk of series i.")
-        .def("pack", &ChunkStager::pack, py::arg("i"), py::arg("lzf"),
+        .def("pack", &ChunkStager::pack, py::arg("i"), py::arg("lzf") = true,
              "The current chunk of series i for a direct chunk write (None if all zero), then a new "
              "chunk.")
         .def("take", &ChunkStager::take, py::arg("i"),
-             "The frames of the current chunk of series i as bytes, then a new chunk.");
+             "The frames of the current chunk of series i as raw bytes, then a new chunk.");
 }
 
 }  // namespace pycodec

@@ -54,6 +54,11 @@ _LCPL = h5p.create(h5p.LINK_CREATE)
 _LCPL.set_create_intermediate_group(True)
 
 
+def _write_direct_chunk(dsid: Any, offset: tuple[int, ...], data: Any, filter_mask: int) -> None:
+    """HDF5's direct chunk write: every chunk pycodec writes under lzf and none goes through here."""
+    dsid.write_direct_chunk(offset, data, filter_mask)
+
+
 _STR = h5py.string_dtype()  # variable-length UTF-8, how h5py stores a str attribute
 
 
@@ -353,10 +358,12 @@ class H5Writer:
             k = 1  # empty frames: nothing is ever written
         dsid = self._new_dataset(name, tuple(arr.shape), arr.dtype, k)
         s = _Series(name, dsid, arr, k, self.compression == "lzf", self.n, self._batch)
-        if k > 1:
-            # The frames before this one in its chunk are zero (the array appeared mid-chunk).
+        if k > 1 or (s.lzf and s.frame_bytes):
+            # Under lzf every dataset is staged: its frames are compressed as they arrive, all in one
+            # call per frame. The frames before this one in its chunk are zero (the array appeared
+            # mid-chunk).
             s.stage = self._stager.add(
-                list(arr.shape), _buffer_format(arr), arr.nbytes, k, s.row, self.n - s.start
+                list(arr.shape), _buffer_format(arr), arr.nbytes, k, s.row, self.n - s.start, s.lzf
             )
             self._staged.append(s)
             self._staged_names.append(name)
@@ -409,8 +416,8 @@ class H5Writer:
         i = self.n
         if self._staged:
             staged = self._staged
-            try:  # one call copies this frame of every multi-frame-chunk dataset
-                full = self._stager.put(list(map(arrays.get, self._staged_names)))
+            try:  # one call stages (copies or compresses) this frame of every staged dataset
+                full = self._stager.put(list(map(arrays.get, self._staged_names)), self._direct)
             except ValueError:
                 for s in staged:
                     a = arrays.get(s.name)
@@ -419,8 +426,14 @@ class H5Writer:
                         if a.shape != s.shape or a.dtype != s.dtype:
                             raise self._mismatch(s.name, a, s) from None
                 raise
-            for j in full:
-                self._flush_staged(staged[j])
+            if self._direct:  # (index, chunk) of the datasets whose chunk is full
+                for j, packed in full:
+                    s = staged[j]
+                    self._write_chunk(s, packed)
+                    s.start += s.k
+            else:
+                for j in full:
+                    self._flush_staged(staged[j])
         for s in self._single:
             arr = arrays.get(s.name)
             if arr is not None:
@@ -438,12 +451,12 @@ class H5Writer:
                 packed = _pack_frames([arr], s.frame_bytes, 1, s.lzf, s.row)
                 self._ensure_capacity(i + 1)
                 if packed is not None:
-                    s.dsid.write_direct_chunk((i, *s.origin), packed[0], packed[1])
+                    _write_direct_chunk(s.dsid, (i, *s.origin), packed[0], packed[1])
                 elif not self.skip_zero:
-                    s.dsid.write_direct_chunk((i, *s.origin), arr, int(s.lzf))  # raw zeros, filter skipped
+                    _write_direct_chunk(s.dsid, (i, *s.origin), arr, int(s.lzf))  # raw zeros, filter skipped
             elif not self.skip_zero and s.frame_bytes:  # missing array: zeros, stored raw
                 self._ensure_capacity(i + 1)
-                s.dsid.write_direct_chunk((i, *s.origin), np.zeros(s.shape, s.dtype), int(s.lzf))
+                _write_direct_chunk(s.dsid, (i, *s.origin), np.zeros(s.shape, s.dtype), int(s.lzf))
         t = frame.type
         pts = frame.pts
         self._meta_rows.append((  # in FRAME_META order
@@ -466,18 +479,26 @@ class H5Writer:
             return
         self._ensure_capacity(s.start + count)
         if self._direct:
-            # None: all zero, the chunk is not written (reads as the fill value 0).
-            packed = self._stager.pack(s.stage, s.lzf)
-            offset = (s.start, *s.origin)
-            if packed is not None:
-                s.dsid.write_direct_chunk(offset, packed[0], packed[1])
-            elif not self.skip_zero:  # raw zeros, filter skipped
-                s.dsid.write_direct_chunk(offset, np.zeros((s.k, *s.shape), s.dtype), int(s.lzf))
+            self._write_chunk(s, self._stager.pack(s.stage, s.lzf))
         else:
             block = np.frombuffer(self._stager.take(s.stage), s.dtype).reshape(count, *s.shape)
             if not self.skip_zero or block.any():
                 s.dset[s.start : s.start + count] = block
         s.start += s.k
+
+    def _write_chunk(self, s: _Series, packed: tuple[Any, int] | None) -> None:
+        """Write the chunk of ``s`` that starts at frame ``s.start`` (direct chunk write).
+
+        ``packed``: None when all zero (the chunk is not written and reads as the fill value 0),
+        else (data, filter mask): LZF bytes, or the raw chunk with the LZF filter marked skipped
+        (mask bit 0) when LZF would not shrink it (HDF5 allows that per chunk; h5py reads both).
+        """
+        self._ensure_capacity(s.start + 1)
+        offset = (s.start, *s.origin)
+        if packed is not None:
+            _write_direct_chunk(s.dsid, offset, packed[0], packed[1])
+        elif not self.skip_zero:  # raw zeros, filter skipped
+            _write_direct_chunk(s.dsid, offset, np.zeros((s.k, *s.shape), s.dtype), int(s.lzf))
 
     def _flush_batch(self, s: _Series) -> None:
         """Write the batch of frames a one-frame-chunk dataset keeps under gzip (through h5py).
@@ -538,7 +559,7 @@ class H5Writer:
             packed = _pack_frames([buf], buf.nbytes, 1, self.compression == "lzf", buf.itemsize)
             if packed is None:
                 packed = (buf, int(self.compression == "lzf"))  # all zero: raw, filter skipped
-            dsid.write_direct_chunk((start,), packed[0], packed[1])
+            _write_direct_chunk(dsid, (start,), packed[0], packed[1])
 
     # ------------------------------------------------------------------ finishing
     def close(self) -> str:

@@ -265,7 +265,7 @@ def test_disk_full(capsys, tmp_path, media, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(h5py.Dataset, "__setitem__", full)  # writes through h5py (gzip)
-    monkeypatch.setattr(store, "_pack_frames", full)  # the direct chunk writes (lzf, none)
+    monkeypatch.setattr(store, "_write_direct_chunk", full)  # the direct chunk writes (lzf, none)
     rc, _, err = run(capsys, "extract", media["sample"], out, "--fields", "block", "--overwrite")
     assert rc == 2
     one_error_line(err, str(out), "no space left on device", "free some space")

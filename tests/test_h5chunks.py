@@ -149,32 +149,33 @@ def test_block_map_change_mid_chunk_fails_cleanly(tmp_path, pipeline, change):
     assert os.listdir(tmp_path) == []
 
 
-class _FullDisk(_core.ChunkStager):
-    """A stager whose chunks cannot be written: the disk fills up at the Nth chunk."""
-
-    calls = 0
-    limit = 0
-
-    def pack(self, i, lzf):
-        type(self).calls += 1
-        if type(self).calls > type(self).limit:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return super().pack(i, lzf)
-
-
 @pytest.mark.parametrize("pipeline", [False, True])
-@pytest.mark.parametrize("limit", [0, 3, 10_000])  # first chunk, mid-file, the last (partial) chunks at close
+@pytest.mark.parametrize("limit", [0, 3, "close"])  # first chunk, mid-file, the last (partial) chunks at close
 def test_disk_full_while_writing_chunks_leaves_nothing(tmp_path, monkeypatch, pipeline, limit):
-    _FullDisk.calls, _FullDisk.limit = 0, limit
-    monkeypatch.setattr(store, "_ChunkStager", _FullDisk)
     frames = frames_of(11, seed=5, groups="frame,block")
-    if limit == 10_000:  # fail only in close(): the partial chunks
+    kw = {"chunk_bytes": 700, "max_chunk_frames": 5}
+    real_write = store._write_direct_chunk
+    calls = {"n": 0, "limit": limit}
+
+    def full_after(*a):
+        calls["n"] += 1
+        if calls["n"] > calls["limit"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(*a)
+
+    monkeypatch.setattr(store, "_write_direct_chunk", full_after)
+    if limit == "close":  # count the chunks written before close(), then fail at the first one after
+        calls["limit"] = 1 << 30
+        w = store.H5Writer(tmp_path / "dry.h5", attrs(("frame", "block")), **kw)
+        for f in frames:
+            w.append(f)
+        w.abort()
         ks = [store.chunk_frames(n, a.nbytes, 0, 700, 5) for n, a in frames[0].arrays.items()]
-        assert any(k > 1 and 11 % k for k in ks)
-        _FullDisk.limit = sum(11 // k for k in ks if k > 1)  # the full chunks (staged datasets)
+        assert any(11 % k for k in ks)  # there are partial chunks left for close()
+        calls["n"], calls["limit"] = 0, calls["n"]
     with pytest.raises(store.StoreError, match="no space left on device"):
-        store.write_frames(tmp_path / "f.h5", frames, attrs(("frame", "block")), pipeline=pipeline,
-                           chunk_bytes=700, max_chunk_frames=5)
+        store.write_frames(tmp_path / "f.h5", frames, attrs(("frame", "block")), pipeline=pipeline, **kw)
+    assert calls["n"] == calls["limit"] + 1
     assert os.listdir(tmp_path) == []
 
 
@@ -371,3 +372,49 @@ def test_attributes_are_written_as_h5py_writes_them(tmp_path):
                 np.testing.assert_array_equal(a.attrs[k], b.attrs[k])
                 assert type(a.attrs[k]) is type(b.attrs[k]), k
         assert b.attrs["scale"] == 0.25
+
+
+def test_chunk_stager_lzf_series_round_trip(tmp_path):
+    """LZF series: each frame compressed as it arrives; incompressible chunks stored raw (mask 1)."""
+    rng = np.random.default_rng(13)
+    cases = {
+        "block": np.repeat(np.repeat(rng.integers(0, 5, (6, 8)).astype(np.int8), 4, 0), 4, 1),
+        "noise": rng.integers(0, 256, (24, 32), dtype=np.uint8),
+    }
+    frames_of_case = {
+        name: [b, None, b * 0, b[::-1].copy(), b, b, None] for name, b in cases.items()
+    }
+    masks = {}
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        for name, base in cases.items():
+            for k in (1, 3, 5):
+                st = _core.ChunkStager()
+                st.add(list(base.shape), _core.buffer_format(base), base.nbytes, k, base.shape[1], 0, True)
+                seq = frames_of_case[name]
+                d = f.create_dataset(f"{name}{k}", shape=(len(seq), *base.shape), dtype=base.dtype,
+                                     chunks=(k, *base.shape), compression="lzf")
+                start, got = 0, []
+                for fr in seq:
+                    for _, packed in st.put([fr], True):
+                        if packed is not None:
+                            d.id.write_direct_chunk((start, 0, 0), packed[0], packed[1])
+                            got.append(packed[1])
+                        start += k
+                if st.count(0):
+                    packed = st.pack(0)
+                    if packed is not None:
+                        d.id.write_direct_chunk((start, 0, 0), packed[0], packed[1])
+                        got.append(packed[1])
+                masks[name, k] = got
+    assert set(masks["block", 3]) == {0} and 1 in masks["noise", 1] and 1 in masks["noise", 3]
+    with h5py.File(tmp_path / "s.h5") as f:
+        for name, base in cases.items():
+            expect = np.stack([np.zeros_like(base) if x is None else x for x in frames_of_case[name]])
+            for k in (1, 3, 5):
+                np.testing.assert_array_equal(f[f"{name}{k}"][:], expect, err_msg=f"{name} k={k}")
+    st = _core.ChunkStager()  # take() decodes an LZF series' frames
+    b = cases["block"]
+    st.add(list(b.shape), _core.buffer_format(b), b.nbytes, 4, 8, 1, True)
+    st.put([b])
+    st.put([None])
+    np.testing.assert_array_equal(np.frombuffer(st.take(0), b.dtype).reshape(3, *b.shape), np.stack([b * 0, b, b * 0]))

@@ -161,7 +161,7 @@ def test_disk_full_leaves_nothing(tmp_path, monkeypatch, exc, where):
             raise exc
 
         monkeypatch.setattr(h5py.Dataset, "__setitem__", boom)
-        monkeypatch.setattr(store, "_pack_frames", boom)  # the direct chunk writes (lzf, none)
+        monkeypatch.setattr(store, "_write_direct_chunk", boom)  # the direct chunk writes (lzf, none)
         with pytest.raises(store.StoreError, match="no space left on device; free some space"):
             w.append(frames[1])  # the batch of 2 is flushed here
     else:
