@@ -196,7 +196,8 @@ class ExtractStats:
                     self.flag_counts[name] += 1
         qp = frame.arrays.get("block/qp_y")
         if qp is not None and qp.size:
-            self.qp_sum += int(np.asarray(qp).sum(dtype=np.int64))
+            # int32 sums int8 maps exactly (< 2**31 / 128 blocks) and twice as fast as int64
+            self.qp_sum += int(np.asarray(qp).sum(dtype=np.int32 if qp.size < 1 << 24 else np.int64))
             self.qp_n += qp.size
 
     def lines(
