@@ -167,6 +167,10 @@ public:
         const size_t n = series_.size();
         if (size_t(py::len(items)) != n)
             throw py::value_error("ChunkStager.put: one item per series expected");
+        if (!pack_full)
+            for (const Series& s : series_)
+                if (s.lzf && s.k == 1)
+                    throw py::value_error("ChunkStager.put: one-frame LZF series need pack_full");
         std::vector<py::object> objs(n);
         std::vector<const uint8_t*> src(n, nullptr);
         BufferViews views;
@@ -178,13 +182,40 @@ public:
             if (!matches(series_[i], v)) throw py::value_error("series " + std::to_string(i));
             src[i] = static_cast<const uint8_t*>(v.buf);
         }
+        // One-frame LZF chunks are compressed straight into a bytes object (as pack_frames does).
+        std::vector<PyObject*> direct(n, nullptr);
+        std::vector<size_t> direct_len(n, 0);
+        struct Release {
+            std::vector<PyObject*>& v;
+            ~Release() {
+                for (PyObject* o : v) Py_XDECREF(o);
+            }
+        } release_direct{direct};
+        for (size_t i = 0; i < n; ++i) {
+            const Series& s = series_[i];
+            if (s.lzf && s.k == 1 && src[i] && s.frame_bytes > 1) {
+                direct[i] = PyBytes_FromStringAndSize(nullptr, Py_ssize_t(s.frame_bytes - 1));
+                if (!direct[i]) throw py::error_already_set();
+            }
+        }
         std::vector<size_t> full;
+        std::vector<char> zero_frame(n, 0);
         {
             py::gil_scoped_release release;
             for (size_t i = 0; i < n; ++i) {
                 Series& s = series_[i];
                 const bool zero = !src[i] || all_zero(src[i], s.frame_bytes);
+                zero_frame[i] = zero;
                 s.nonzero |= !zero;
+                if (direct[i]) {
+                    if (!zero)
+                        direct_len[i] = lzf_compress(
+                            src[i], s.frame_bytes,
+                            reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(direct[i])),
+                            s.frame_bytes - 1, s.row);
+                    if (++s.count == s.k) full.push_back(i);
+                    continue;
+                }
                 if (!s.lzf) {
                     uint8_t* dst = s.buf.data() + s.count * s.frame_bytes;
                     if (zero)
@@ -201,6 +232,25 @@ public:
         }
         py::list out;
         for (size_t i : full) {
+            if (direct[i]) {  // a one-frame LZF chunk
+                Series& s = series_[i];
+                s.count = 0;
+                s.nonzero = false;
+                py::object packed = py::none();
+                if (!zero_frame[i]) {
+                    if (direct_len[i]) {
+                        PyObject* b = direct[i];
+                        direct[i] = nullptr;
+                        if (_PyBytes_Resize(&b, Py_ssize_t(direct_len[i])) < 0)
+                            throw py::error_already_set();
+                        packed = py::make_tuple(py::reinterpret_steal<py::object>(b), 0);
+                    } else {  // LZF does not shrink it: the array itself, stored raw
+                        packed = py::make_tuple(objs[i], 1);
+                    }
+                }
+                out.append(py::make_tuple(i, packed));
+                continue;
+            }
             if (!pack_full) {
                 out.append(i);
                 continue;
@@ -257,7 +307,7 @@ private:
         size_t frame_bytes = 0, k = 1, row = 0, count = 0;
         bool lzf = false;
         bool nonzero = false;  // a frame of the current chunk is not all zero
-        std::vector<uint8_t> buf;  // raw: the chunk; lzf: the chunk's LZF stream so far
+        ByteBuf buf;  // raw: the chunk; lzf: the chunk's LZF stream so far
     };
 
     // The chunk of an LZF series (see pack()); raw: the object to store when LZF does not shrink

@@ -122,7 +122,7 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
     return op;
 }
 
-void lzf_append_zeros(std::vector<uint8_t>& out, size_t n) {
+void lzf_append_zeros(ByteBuf& out, size_t n) {
     if (!n) return;
     out.push_back(0);  // one literal zero ...
     out.push_back(0);
@@ -145,7 +145,7 @@ void lzf_append_zeros(std::vector<uint8_t>& out, size_t n) {
     }
 }
 
-void lzf_append_literals(std::vector<uint8_t>& out, const uint8_t* in, size_t n) {
+void lzf_append_literals(ByteBuf& out, const uint8_t* in, size_t n) {
     while (n) {
         const size_t cnt = n < kMaxLiteral ? n : kMaxLiteral;
         out.push_back(uint8_t(cnt - 1));
@@ -155,7 +155,7 @@ void lzf_append_literals(std::vector<uint8_t>& out, const uint8_t* in, size_t n)
     }
 }
 
-void lzf_append(std::vector<uint8_t>& out, const uint8_t* in, size_t n, size_t row) {
+void lzf_append(ByteBuf& out, const uint8_t* in, size_t n, size_t row) {
     if (!n) return;
     const size_t at = out.size();
     out.resize(at + n);  // room for a stream shorter than the input
