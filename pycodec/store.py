@@ -45,7 +45,7 @@ META_CHUNK = 1024  # frames per chunk of the 1-D frame/ datasets (one frame per 
 PLANE_GROUPS = ("decoded", "prediction", "residual", "recon", "coeffs", "levels", "qstep")
 # Other per-frame datasets (block maps, codec extras) hold several frames per chunk: about
 # CHUNK_BYTES of uncompressed data, at most MAX_CHUNK_FRAMES frames.
-CHUNK_BYTES = 64 << 10
+CHUNK_BYTES = 128 << 10
 MAX_CHUNK_FRAMES = 64
 
 
