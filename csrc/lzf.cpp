@@ -27,6 +27,20 @@ inline uint32_t load32(const uint8_t* p) {
     return v;
 }
 
+// Length of the common prefix of a and b, at least from (known equal) and at most max.
+inline size_t match_length(const uint8_t* a, const uint8_t* b, size_t from, size_t max) {
+    size_t len = from;
+    while (len + 8 <= max) {  // 8 bytes at a time, then the tail
+        uint64_t x, y;
+        std::memcpy(&x, a + len, 8);
+        std::memcpy(&y, b + len, 8);
+        if (x != y) return len + size_t(__builtin_ctzll(x ^ y) >> 3);  // little-endian
+        len += 8;
+    }
+    while (len < max && a[len] == b[len]) ++len;
+    return len;
+}
+
 // Hash of the 3 bytes at the low end of v.
 inline uint32_t hash3(uint32_t v) { return ((v & 0xffffff) * 2654435761u) >> (32 - kHashLog); }
 
@@ -80,21 +94,7 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
             if (off < kMaxOffset && ((load32(in + ref) ^ v) & 0xffffff) == 0) {
                 size_t maxlen = n - ip;
                 if (maxlen > kMaxMatch) maxlen = kMaxMatch;
-                size_t len = 3;
-                bool done = false;
-                while (len + 8 <= maxlen) {  // 8 bytes at a time, then the tail
-                    uint64_t a, b;
-                    std::memcpy(&a, in + ref + len, 8);
-                    std::memcpy(&b, in + ip + len, 8);
-                    if (a != b) {
-                        len += size_t(__builtin_ctzll(a ^ b) >> 3);  // little-endian
-                        done = true;
-                        break;
-                    }
-                    len += 8;
-                }
-                if (!done)
-                    while (len < maxlen && in[ref + len] == in[ip + len]) ++len;
+                size_t len = match_length(in + ref, in + ip, 3, maxlen);
                 if (!flush_literals(ip)) return 0;
                 const size_t l = len - 2;
                 if (l < 7) {
@@ -107,6 +107,24 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
                 }
                 out[op++] = uint8_t(off & 0xff);
                 ip += len;
+                // A match cut at the maximum length usually goes on at the same offset (zero runs,
+                // repeated rows): continue it without looking for a new candidate.
+                while (len == kMaxMatch && ip + 3 <= n) {
+                    const size_t ml = n - ip < kMaxMatch ? n - ip : kMaxMatch;
+                    len = match_length(in + ip - off - 1, in + ip, 0, ml);
+                    if (len < 3) break;
+                    const size_t l2 = len - 2;
+                    if (l2 < 7) {
+                        if (op + 2 > cap) return 0;
+                        out[op++] = uint8_t(l2 << 5 | off >> 8);
+                    } else {
+                        if (op + 3 > cap) return 0;
+                        out[op++] = uint8_t(7 << 5 | off >> 8);
+                        out[op++] = uint8_t(l2 - 7);
+                    }
+                    out[op++] = uint8_t(off & 0xff);
+                    ip += len;
+                }
                 lit = ip;
                 // Index the last two positions of the match (helps the next match in runs).
                 if (ip < limit) {

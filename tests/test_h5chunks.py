@@ -418,3 +418,24 @@ def test_chunk_stager_lzf_series_round_trip(tmp_path):
     st.put([b])
     st.put([None])
     np.testing.assert_array_equal(np.frombuffer(st.take(0), b.dtype).reshape(3, *b.shape), np.stack([b * 0, b, b * 0]))
+
+
+def test_lzf_long_runs_read_back_with_h5py(tmp_path):
+    """Matches longer than LZF's maximum (264 bytes) are continued at the same offset."""
+    rng = np.random.default_rng(14)
+    cases = [np.full(5000, 7, np.uint8), np.tile(rng.integers(0, 255, 37, dtype=np.uint8), 300)]
+    for tail in (0, 1, 2, 3, 4, 263, 264, 265):
+        a = np.full(264 * 3 + tail, 5, np.uint8)
+        a[0] = 1
+        cases.append(a)
+    rows = np.repeat(rng.integers(0, 9, (3, 400)).astype(np.int16), 50, axis=0)  # long runs of equal rows
+    cases.append(rows)
+    with h5py.File(tmp_path / "r.h5", "w") as f:
+        for i, a in enumerate(cases):
+            d = f.create_dataset(str(i), shape=(1, *a.shape), dtype=a.dtype, chunks=(1, *a.shape), compression="lzf")
+            data, mask = _core.pack_frames([a], a.nbytes, 1, True, a.nbytes // a.shape[0] if a.ndim > 1 else 0)
+            assert mask == 0 and len(data) < a.nbytes // 20
+            d.id.write_direct_chunk((0,) * (a.ndim + 1), data, mask)
+    with h5py.File(tmp_path / "r.h5") as f:
+        for i, a in enumerate(cases):
+            np.testing.assert_array_equal(f[str(i)][0], a, err_msg=str(i))
