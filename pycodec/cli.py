@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import gc
 import json
 import os
 import sys
@@ -308,6 +309,10 @@ def cmd_extract(a: argparse.Namespace) -> int:
                 leave=False,
                 disable=True if a.quiet else None,
             )
+            # The frame loop creates no reference cycles: the cyclic garbage collector would only walk
+            # the frames in flight (~1 ms per 300 frames at 256x256), so it is paused meanwhile.
+            gc_enabled = gc.isenabled()
+            gc.disable()
             try:
                 for frame in reader:
                     w.append(frame)
@@ -315,6 +320,8 @@ def cmd_extract(a: argparse.Namespace) -> int:
                         stats.add(frame)
                     bar.update(1)
             finally:
+                if gc_enabled:
+                    gc.enable()
                 bar.close()
             if w.n == 0:
                 if frames is not None:

@@ -439,3 +439,21 @@ def test_real_write_failure_in_subprocess(tmp_path, media):
     assert p.returncode == 2, (p.returncode, p.stderr)  # not a crash at close
     one_error_line(p.stderr, "file too large")
     assert os.listdir(tmp_path) == []
+
+
+def test_extract_restores_the_garbage_collector(capsys, tmp_path, media):
+    import gc
+
+    assert gc.isenabled()
+    rc, _, err = run(capsys, "extract", media["sample"], tmp_path / "g.h5", "--fields", "block", "-q")
+    assert rc == 0, err
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        rc, _, err = run(capsys, "extract", media["sample"], tmp_path / "h.h5", "--fields", "block", "-q")
+        assert rc == 0, err
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
+    rc, _, _ = run(capsys, "extract", tmp_path / "missing.mp4", tmp_path / "i.h5")
+    assert rc == 2 and gc.isenabled()
