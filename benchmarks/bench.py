@@ -464,7 +464,7 @@ def report(
             "as they arrive (pycodec's own row-aware LZF, one C++ call per frame for all datasets, GIL released) "
             "and each full chunk costs one HDF5 direct chunk write: at 256x256 that is ~1 chunk write per frame "
             "instead of 16. What remains on one core is the LZF compression of the ~110 KB of block maps per "
-            "frame (~30 us at 256x256, ~280 us for ~1.6 MB at 720p) and the fixed cost of creating and closing "
+            "frame (~25 us at 256x256, ~270 us for ~1.6 MB at 720p) and the fixed cost of creating and closing "
             "the file (~2-3 ms): with a plain decode at ~0.17 ms per frame (256x256), one core stays well above "
             "1.3x. With a second CPU (`--writer-thread`, default on when more than one CPU is available) the file "
             "is created, and the frames compressed and written, by a background thread fed in batches while the "
