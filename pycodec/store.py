@@ -701,7 +701,10 @@ class PipelinedWriter:
             if batch is _STOP:
                 return
             nbytes = 0
-            for frame, nb in batch:
+            count = len(batch)
+            batch.reverse()
+            while batch:  # each frame is dropped once written: its export buffer goes back to the decoder
+                frame, nb = batch.pop()
                 nbytes += nb
                 if self._exc is None and not self._discard:
                     try:
@@ -710,7 +713,7 @@ class PipelinedWriter:
                             self._on_frame(frame)
                     except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
                         self._exc = exc
-            count = len(batch)
+                del frame
             del batch
             with self._lock:
                 self._pending -= count
