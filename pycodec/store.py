@@ -219,16 +219,18 @@ class H5Writer:
     are preallocated from ``nb_frames`` when it is known, else grown in steps, and trimmed to the
     frames written at the end.
 
-    ``attrs`` become the root attributes; a value may be a callable, called when the file is
-    created (with ``defer_open`` and a :class:`PipelinedWriter`, in its thread: e.g. a hash of the
-    input computed while decoding starts). ``defer_open``: create the file on :meth:`open` or the
-    first ``append`` instead of now (the output is checked and the temporary file made now).
+    ``attrs`` become the root attributes, written with the first frame (or by ``close``); a value
+    may be a callable, called then (with a :class:`PipelinedWriter`, in its thread: e.g. a hash of
+    the input). ``attrs=None``: give them with :meth:`set_attrs` before the first frame.
+    ``defer_open``: create the file on :meth:`open` or the first ``append`` instead of now (the
+    output is checked and the temporary file made now); a :class:`PipelinedWriter` opens it in its
+    thread, e.g. while the input is being opened.
     """
 
     def __init__(
         self,
         path: str | os.PathLike,
-        attrs: Mapping[str, Any],
+        attrs: Mapping[str, Any] | None,
         *,
         compression: str = "lzf",
         overwrite: bool = False,
@@ -265,7 +267,8 @@ class H5Writer:
         self._h5: h5py.File | None = None
         self.tmp: str | None = None
         self.closed = False
-        self._attrs = dict(attrs)
+        self._attrs = None if attrs is None else dict(attrs)
+        self._attrs_written = False
         self.yield_gil = False  # set by PipelinedWriter (see _yield_gil)
         self._check_target()
         folder = os.path.dirname(self.path)
@@ -281,8 +284,9 @@ class H5Writer:
             self.open()
 
     def open(self) -> None:
-        """Create the HDF5 file (root attributes, ``frame/`` datasets); done by ``__init__`` unless
-        ``defer_open``, else by the first ``append`` (or ``close``), or call it (e.g. in a writer thread)."""
+        """Create the HDF5 file and its ``frame/`` datasets (the root attributes follow with the first
+        frame); done by ``__init__`` unless ``defer_open``, else by the first ``append`` (or ``close``),
+        or call it (e.g. in a writer thread)."""
         if self._h5 is not None or self.closed:
             return
         try:
@@ -292,9 +296,6 @@ class H5Writer:
             assert self.tmp is not None
             self._yield_gil()
             self._h5 = h5py.File(self.tmp, "w", rdcc_nbytes=0)
-            for k, v in self._attrs.items():
-                _set_attr(self._h5, k, v() if callable(v) else v)
-                self._yield_gil()
             for k, dt in FRAME_META.items():
                 self._meta_ids[k] = self._new_dataset(f"frame/{k}", (), np.dtype(dt), META_CHUNK)
         except OSError as exc:
@@ -303,6 +304,28 @@ class H5Writer:
         except BaseException:
             self.abort()
             raise
+
+    def set_attrs(self, attrs: Mapping[str, Any], nb_frames: int | None = None) -> None:
+        """Root attributes, and the expected frame count, when they were not known at construction
+        (``attrs=None``, e.g. to create the file while the input is being opened); before the first
+        frame."""
+        if self.n:
+            raise StoreError(f"{self.path}: set_attrs() after the first frame; set them before")
+        if nb_frames is not None:
+            self.nb_frames = max(int(nb_frames or 0), 0)
+        self._attrs = dict(attrs)  # written with the first frame
+
+    def _write_attrs(self) -> None:
+        """Write the root attributes and make room for the expected frames: with the first frame (or at
+        close), whenever the attributes became known, so that the file's layout never depends on it."""
+        assert self._h5 is not None
+        if self._attrs is not None and not self._attrs_written:
+            for k, v in self._attrs.items():
+                _set_attr(self._h5, k, v() if callable(v) else v)
+                self._yield_gil()
+            self._attrs_written = True
+        if self.nb_frames > self._cap and not self.n:
+            self._resize(self.nb_frames)
 
     def _yield_gil(self) -> None:
         """In a writer thread, let a thread waiting for the GIL (the decoding one) run: creating the
@@ -407,8 +430,12 @@ class H5Writer:
     def _append(self, frame: Any) -> None:
         arrays: Mapping[str, np.ndarray] = frame.arrays
         series = self._series
-        if self.n == 0 and not self._direct:
-            self._plan(arrays)
+        if self.n == 0:
+            if self._attrs is None:
+                raise StoreError(f"{self.path}: no root attributes; pass attrs or call set_attrs() first")
+            self._write_attrs()
+            if not self._direct:
+                self._plan(arrays)
         if not arrays.keys() <= series.keys():
             for name in arrays:
                 if name not in series:  # first frame, or an array that appears mid-stream
@@ -570,6 +597,9 @@ class H5Writer:
             self.open()
         try:
             assert self._h5 is not None
+            if self._attrs is None:
+                raise StoreError(f"{self.path}: no root attributes; pass attrs or call set_attrs() first")
+            self._write_attrs()
             # Trim (or grow) to the frames written before the last, partial chunks are written: every
             # chunk written so far lies inside the final extent, so HDF5 rewrites none of them.
             if self._cap != self.n:
@@ -759,6 +789,14 @@ class PipelinedWriter:
         # last frame arrives (and the caller waits for in close()) stays small.
         if self._batch_bytes >= self.hand_bytes or self._accepted >= self._hand_each:
             self._hand()
+
+    def set_attrs(self, attrs: Mapping[str, Any], nb_frames: int | None = None) -> None:
+        """:meth:`H5Writer.set_attrs`, before the first frame (the thread reads them with it)."""
+        if self._accepted:
+            raise StoreError(f"{self.path}: set_attrs() after the first frame; set them before")
+        self.writer.set_attrs(attrs, nb_frames)
+        nb = self.writer.nb_frames
+        self._hand_each = nb - 16 if nb > 0 else 1 << 62
 
     def _stop(self) -> None:
         """Let the thread finish what is queued and wait for it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 
 import av
@@ -439,3 +440,36 @@ def test_lzf_long_runs_read_back_with_h5py(tmp_path):
     with h5py.File(tmp_path / "r.h5") as f:
         for i, a in enumerate(cases):
             np.testing.assert_array_equal(f[str(i)][0], a, err_msg=str(i))
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_attributes_set_after_construction(tmp_path, pipeline):
+    """H5Writer(attrs=None) + set_attrs() before the first frame: the same file as attrs up front."""
+    frames = frames_of(9, seed=15)
+    ref = tmp_path / "ref.h5"
+    store.write_frames(ref, frames, attrs(), nb_frames=9, pipeline=pipeline)
+    out = tmp_path / "late.h5"
+    w = store.H5Writer(out, None, defer_open=True)
+    with store.PipelinedWriter(w) if pipeline else w as ww:
+        if pipeline:  # the thread creates the file meanwhile: let it, before the attributes are known
+            for _ in range(200):
+                if ww.writer._h5 is not None:
+                    break
+                time.sleep(0.005)
+        ww.set_attrs(attrs(), nb_frames=9)
+        for f in frames:
+            ww.append(f)
+        with pytest.raises(store.StoreError, match="after the first frame"):
+            ww.set_attrs(attrs())
+    assert out.read_bytes() == ref.read_bytes()
+
+
+def test_missing_attributes_leave_nothing(tmp_path):
+    w = store.H5Writer(tmp_path / "n.h5", None)
+    with pytest.raises(store.StoreError, match="no root attributes"):
+        w.append(frames_of(1)[0])
+    assert os.listdir(tmp_path) == []
+    w = store.H5Writer(tmp_path / "m.h5", None, defer_open=True)
+    with pytest.raises(store.StoreError, match="no root attributes"):
+        w.close()
+    assert os.listdir(tmp_path) == []
