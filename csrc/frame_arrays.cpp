@@ -156,8 +156,8 @@ struct FrameArrays::Geometry {
     }
 };
 
-FrameArrays::FrameArrays(uint32_t groups, uint32_t export_flags, int codec)
-    : groups_(groups), export_flags_(export_flags) {
+FrameArrays::FrameArrays(uint32_t groups, uint32_t export_flags, int codec, bool share)
+    : groups_(groups), export_flags_(export_flags), share_(share) {
     const auto& specs = section_specs();
     for (int id = 0; id < AV_CI_SEC_NB; ++id) {
         const SectionSpec& s = specs[id];
@@ -187,6 +187,38 @@ py::array FrameArrays::new_array(uint32_t type, const Shape& shape) const {
     return py::reinterpret_steal<py::array>(arr);
 }
 
+py::array FrameArrays::view_array(uint32_t type, const Shape& shape, const uint8_t* data,
+                                  const py::object& base) const {
+    auto& api = py::detail::npy_api::get();
+    PyObject* descr = dtypes_.at(type).ptr();
+    Py_INCREF(descr);  // stolen by PyArray_NewFromDescr
+    const int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                      py::detail::npy_api::NPY_ARRAY_ALIGNED_;  // not writeable
+    PyObject* arr = api.PyArray_NewFromDescr_(
+        api.PyArray_Type_, descr, shape.ndim, const_cast<Py_intptr_t*>(shape.dims), nullptr,
+        const_cast<uint8_t*>(data), flags, nullptr);
+    if (!arr) throw py::error_already_set();
+    if (api.PyArray_SetBaseObject_(arr, base.inc_ref().ptr()) < 0) {  // steals the reference
+        Py_DECREF(arr);
+        throw py::error_already_set();
+    }
+    return py::reinterpret_steal<py::array>(arr);
+}
+
+namespace {
+
+// A capsule holding a reference to buf (released with the capsule).
+py::object buffer_owner(AVBufferRef* buf) {
+    AVBufferRef* ref = av_buffer_ref(buf);
+    if (!ref) throw std::bad_alloc();
+    return py::capsule(ref, "pycodec.AVBufferRef", [](PyObject* cap) {
+        auto* r = static_cast<AVBufferRef*>(PyCapsule_GetPointer(cap, "pycodec.AVBufferRef"));
+        av_buffer_unref(&r);
+    });
+}
+
+}  // namespace
+
 uint32_t FrameArrays::convert(const AVFrame& frame, py::dict& arrays, BlobMeta& meta) const {
     const Geometry g = Geometry::of(frame);
     if (groups_ & GROUP_DECODED) add_decoded(frame, g, arrays);
@@ -200,7 +232,13 @@ uint32_t FrameArrays::convert(const AVFrame& frame, py::dict& arrays, BlobMeta& 
         meta.slice_type = h.slice_type;
     }
     if (!export_flags_) return 0;
-    return add_exported(blob, g, arrays);
+    py::object owner;  // the blob's buffer, for views (share)
+    if (share_ && blob.valid()) {
+        const AVFrameSideData* sd =
+            av_frame_get_side_data(&frame, AV_FRAME_DATA_CODEC_INTERNALS);
+        if (sd && sd->buf && sd->data == sd->buf->data) owner = buffer_owner(sd->buf);
+    }
+    return add_exported(blob, g, arrays, owner);
 }
 
 void FrameArrays::add_decoded(const AVFrame& frame, const Geometry& g, py::dict& arrays) const {
@@ -247,7 +285,8 @@ void FrameArrays::add_zeros(int id, const Geometry& g, const Blob* blob,
     arrays[keys_[id]] = std::move(arr);
 }
 
-uint32_t FrameArrays::add_exported(const Blob& blob, const Geometry& g, py::dict& arrays) const {
+uint32_t FrameArrays::add_exported(const Blob& blob, const Geometry& g, py::dict& arrays,
+                                   const py::object& owner) const {
     if (!blob.valid()) {
         for (int id : sections_) add_zeros(id, g, nullptr, arrays);
         return FLAG_NO_EXPORT;
@@ -312,15 +351,25 @@ uint32_t FrameArrays::add_exported(const Blob& blob, const Geometry& g, py::dict
         const uint8_t* src = blob.data(id);
         int row0 = 0, col0 = 0;
         py::array arr;
+        const bool whole = !units.done || spec.extent == Extent::Blob;  // nothing to zero
         if (spec.extent == Extent::DisplayPlane) {
             const Shape out = g.shape(spec, true);
             row0 = g.top >> g.sh(spec.plane);
             col0 = g.left >> g.sw(spec.plane);
+            if (owner && whole && out[1] == py::ssize_t(sec.dims[1])) {  // whole rows: contiguous
+                arrays[keys_[id]] = view_array(
+                    sec.type, out, src + static_cast<size_t>(row0) * sec.dims[1] * esize, owner);
+                continue;
+            }
             arr = new_array(sec.type, out);
             copy_rows(static_cast<uint8_t*>(arr.mutable_data()),
                       src + (static_cast<size_t>(row0) * sec.dims[1] + col0) * esize,
                       static_cast<ptrdiff_t>(sec.dims[1] * esize), out[1] * esize, out[0]);
         } else {
+            if (owner && whole) {
+                arrays[keys_[id]] = view_array(sec.type, want, src, owner);
+                continue;
+            }
             arr = new_array(sec.type, want);
             std::memcpy(arr.mutable_data(), src, blob.count(id) * esize);
         }

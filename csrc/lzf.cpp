@@ -5,7 +5,7 @@
 //   (the source may overlap the bytes being written, which makes runs).
 // Greedy matching over a hash of the next 3 bytes; with a row length (a 2-D array), the same
 // position one row above is tried first, since block maps mostly repeat the row above. Output is
-// deterministic (the table is cleared per call).
+// deterministic (entries of earlier calls are never used).
 #include "lzf.h"
 
 #include <cstring>
@@ -27,6 +27,20 @@ inline uint32_t load32(const uint8_t* p) {
     return v;
 }
 
+// Length of the common prefix of a and b, at least from (known equal) and at most max.
+inline size_t match_length(const uint8_t* a, const uint8_t* b, size_t from, size_t max) {
+    size_t len = from;
+    while (len + 8 <= max) {  // 8 bytes at a time, then the tail
+        uint64_t x, y;
+        std::memcpy(&x, a + len, 8);
+        std::memcpy(&y, b + len, 8);
+        if (x != y) return len + size_t(__builtin_ctzll(x ^ y) >> 3);  // little-endian
+        len += 8;
+    }
+    while (len < max && a[len] == b[len]) ++len;
+    return len;
+}
+
 // Hash of the 3 bytes at the low end of v.
 inline uint32_t hash3(uint32_t v) { return ((v & 0xffffff) * 2654435761u) >> (32 - kHashLog); }
 
@@ -34,11 +48,19 @@ inline uint32_t hash3(uint32_t v) { return ((v & 0xffffff) * 2654435761u) >> (32
 
 size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_t row) {
     if (n == 0) return 0;
+    // Entries hold base + position + 1, base growing from call to call: entries of earlier calls
+    // are <= base and ignored, so the table is not cleared per call (32 KiB, which showed on the
+    // small per-frame inputs) and the output depends on this input only. Cleared when base wraps.
     thread_local std::vector<uint32_t> table(size_t(1) << kHashLog);
+    thread_local uint32_t next_base = 0;
     uint32_t* htab = table.data();
-    // Entries hold position + 1 (0: empty), so input larger than 4 GiB is not supported.
-    if (n >= 0xffffffffu) return 0;
-    std::memset(htab, 0, sizeof(uint32_t) << kHashLog);
+    if (n >= 0x7fffffffu) return 0;  // input larger than 2 GiB is not supported
+    if (next_base > 0xffffffffu - n - 1) {
+        std::memset(htab, 0, sizeof(uint32_t) << kHashLog);
+        next_base = 0;
+    }
+    const uint32_t base = next_base;
+    next_base = base + uint32_t(n) + 1;
     if (row > kMaxOffset) row = 0;  // the row above is out of reach
 
     size_t op = 0;
@@ -62,8 +84,9 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
     while (ip < limit) {
         const uint32_t v = load32(in + ip);
         const uint32_t h = hash3(v);
-        size_t cand = htab[h];
-        htab[h] = uint32_t(ip + 1);
+        const uint32_t e = htab[h];
+        size_t cand = e > base ? size_t(e - base) : 0;  // position + 1, 0: none
+        htab[h] = base + uint32_t(ip + 1);
         if (row && ip >= row && load32(in + ip - row) == v) cand = ip - row + 1;
         if (cand) {
             const size_t ref = cand - 1;
@@ -71,21 +94,7 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
             if (off < kMaxOffset && ((load32(in + ref) ^ v) & 0xffffff) == 0) {
                 size_t maxlen = n - ip;
                 if (maxlen > kMaxMatch) maxlen = kMaxMatch;
-                size_t len = 3;
-                bool done = false;
-                while (len + 8 <= maxlen) {  // 8 bytes at a time, then the tail
-                    uint64_t a, b;
-                    std::memcpy(&a, in + ref + len, 8);
-                    std::memcpy(&b, in + ip + len, 8);
-                    if (a != b) {
-                        len += size_t(__builtin_ctzll(a ^ b) >> 3);  // little-endian
-                        done = true;
-                        break;
-                    }
-                    len += 8;
-                }
-                if (!done)
-                    while (len < maxlen && in[ref + len] == in[ip + len]) ++len;
+                size_t len = match_length(in + ref, in + ip, 3, maxlen);
                 if (!flush_literals(ip)) return 0;
                 const size_t l = len - 2;
                 if (l < 7) {
@@ -98,11 +107,29 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
                 }
                 out[op++] = uint8_t(off & 0xff);
                 ip += len;
+                // A match cut at the maximum length usually goes on at the same offset (zero runs,
+                // repeated rows): continue it without looking for a new candidate.
+                while (len == kMaxMatch && ip + 3 <= n) {
+                    const size_t ml = n - ip < kMaxMatch ? n - ip : kMaxMatch;
+                    len = match_length(in + ip - off - 1, in + ip, 0, ml);
+                    if (len < 3) break;
+                    const size_t l2 = len - 2;
+                    if (l2 < 7) {
+                        if (op + 2 > cap) return 0;
+                        out[op++] = uint8_t(l2 << 5 | off >> 8);
+                    } else {
+                        if (op + 3 > cap) return 0;
+                        out[op++] = uint8_t(7 << 5 | off >> 8);
+                        out[op++] = uint8_t(l2 - 7);
+                    }
+                    out[op++] = uint8_t(off & 0xff);
+                    ip += len;
+                }
                 lit = ip;
                 // Index the last two positions of the match (helps the next match in runs).
                 if (ip < limit) {
-                    htab[hash3(load32(in + ip - 2))] = uint32_t(ip - 2 + 1);
-                    htab[hash3(load32(in + ip - 1))] = uint32_t(ip - 1 + 1);
+                    htab[hash3(load32(in + ip - 2))] = base + uint32_t(ip - 2 + 1);
+                    htab[hash3(load32(in + ip - 1))] = base + uint32_t(ip - 1 + 1);
                 }
                 continue;
             }
@@ -111,6 +138,78 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
     }
     if (!flush_literals(n)) return 0;
     return op;
+}
+
+void lzf_append_zeros(ByteBuf& out, size_t n) {
+    if (!n) return;
+    out.push_back(0);  // one literal zero ...
+    out.push_back(0);
+    size_t left = n - 1;
+    while (left >= 3) {  // ... then copies of the previous byte (offset 1)
+        const size_t len = left < kMaxMatch ? left : kMaxMatch;
+        const size_t l = len - 2;
+        if (l < 7) {
+            out.push_back(uint8_t(l << 5));
+        } else {
+            out.push_back(uint8_t(7 << 5));
+            out.push_back(uint8_t(l - 7));
+        }
+        out.push_back(0);
+        left -= len;
+    }
+    if (left) {
+        out.push_back(uint8_t(left - 1));
+        out.insert(out.end(), left, 0);
+    }
+}
+
+void lzf_append_literals(ByteBuf& out, const uint8_t* in, size_t n) {
+    while (n) {
+        const size_t cnt = n < kMaxLiteral ? n : kMaxLiteral;
+        out.push_back(uint8_t(cnt - 1));
+        out.insert(out.end(), in, in + cnt);
+        in += cnt;
+        n -= cnt;
+    }
+}
+
+void lzf_append(ByteBuf& out, const uint8_t* in, size_t n, size_t row) {
+    if (!n) return;
+    const size_t at = out.size();
+    out.resize(at + n);  // room for a stream shorter than the input
+    const size_t m = n > 1 ? lzf_compress(in, n, out.data() + at, n - 1, row) : 0;
+    if (m) {
+        out.resize(at + m);
+    } else {
+        out.resize(at);
+        lzf_append_literals(out, in, n);
+    }
+}
+
+bool lzf_decompress(const uint8_t* in, size_t len, uint8_t* out, size_t n) {
+    size_t ip = 0, op = 0;
+    while (ip < len) {
+        const size_t ctrl = in[ip++];
+        if (ctrl < 32) {  // literal run
+            const size_t cnt = ctrl + 1;
+            if (ip + cnt > len || op + cnt > n) return false;
+            std::memcpy(out + op, in + ip, cnt);
+            ip += cnt;
+            op += cnt;
+        } else {  // back reference
+            size_t cnt = ctrl >> 5;
+            if (cnt == 7) {
+                if (ip >= len) return false;
+                cnt += in[ip++];
+            }
+            cnt += 2;
+            if (ip >= len) return false;
+            const size_t off = ((ctrl & 31) << 8 | in[ip++]) + 1;
+            if (off > op || op + cnt > n) return false;
+            for (size_t i = 0; i < cnt; ++i, ++op) out[op] = out[op - off];
+        }
+    }
+    return op == n;
 }
 
 }  // namespace pycodec

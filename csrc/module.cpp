@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "chunks.h"
 #include "decoder.h"
 #include "errors.h"
 #include "ffmpeg.h"
@@ -53,7 +54,7 @@ uint32_t group_mask(const std::optional<std::vector<std::string>>& groups, bool 
 class PyDecoder {
 public:
     PyDecoder(const std::string& path, uint32_t export_flags, bool want_decoded,
-              const std::optional<std::vector<std::string>>& groups, bool header) {
+              const std::optional<std::vector<std::string>>& groups, bool header, bool share) {
         const uint32_t mask = group_mask(groups, want_decoded);  // validates the names first
         {
             py::gil_scoped_release release;
@@ -61,7 +62,7 @@ public:
         }
         const int codec =
             dec_->codec().id == AV_CODEC_ID_HEVC ? AV_CI_CODEC_HEVC : AV_CI_CODEC_H264;
-        arrays_ = std::make_unique<FrameArrays>(mask, export_flags, codec);
+        arrays_ = std::make_unique<FrameArrays>(mask, export_flags, codec, share);
         for (const char* k : {"pts", "decode_index", "pkt_bytes", "key", "type", "poc", "flags",
                               "arrays"})
             keys_.push_back(intern(k));
@@ -147,7 +148,8 @@ private:
 // Test hook: runs the blob -> arrays conversion on a synthetic frame carrying blob.
 py::tuple arrays_from_blob(const py::bytes& blob, int coded_width, int coded_height,
                            const std::tuple<int, int, int, int>& crop,
-                           const std::vector<std::string>& groups, uint32_t export_flags) {
+                           const std::vector<std::string>& groups, uint32_t export_flags,
+                           bool share) {
     FramePtr f(av_frame_alloc());
     if (!f) throw std::bad_alloc();
     f->width = coded_width;
@@ -161,7 +163,7 @@ py::tuple arrays_from_blob(const py::bytes& blob, int coded_width, int coded_hei
         if (!sd) throw std::bad_alloc();
         std::memcpy(sd->data, data.data(), data.size());
     }
-    FrameArrays conv(group_mask(groups, false), export_flags, AV_CI_CODEC_H264);
+    FrameArrays conv(group_mask(groups, false), export_flags, AV_CI_CODEC_H264, share);
     py::dict arrays;
     BlobMeta meta;
     const uint32_t flags = conv.convert(*f, arrays, meta);
@@ -193,12 +195,14 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<PyDecoder>(m, "Decoder")
         .def(py::init<const std::string&, uint32_t, bool,
-                      const std::optional<std::vector<std::string>>&, bool>(),
+                      const std::optional<std::vector<std::string>>&, bool, bool>(),
              py::arg("path"), py::arg("export_flags") = 0, py::arg("want_decoded") = true,
-             py::arg("groups") = py::none(), py::arg("header") = true,
+             py::arg("groups") = py::none(), py::arg("header") = true, py::arg("share") = false,
              "Open path; export_flags: EXPORT_* bits; groups: field groups to return "
              "(None: all); header: ask the decoder for POC/type/decode index even when "
-             "exporting nothing (False: stock decoding).")
+             "exporting nothing (False: stock decoding); share: return exported arrays "
+             "that need no cropping as read-only views of the frame's export buffer "
+             "(kept alive by them) instead of copies.")
         .def("read", &PyDecoder::read, "Next frame in display order as a dict, None at the end.")
         .def("skip", &PyDecoder::skip, "Decode the next frame without returning it.")
         .def("close", &PyDecoder::close, "Free the decoder; read() then returns None.")
@@ -272,6 +276,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("arr"), py::arg("lzf"),
         "None if the C-contiguous buffer is all zero, else (data, HDF5 filter mask) for a direct "
         "chunk write: LZF bytes (filter 32000) or the buffer itself when LZF would not shrink it.");
+    bind_chunks(m);
     m.def("group_names", &group_names, "Field group names, 'frame' first.");
     m.def(
         "schema_arrays",
@@ -292,6 +297,7 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("_arrays_from_blob", &arrays_from_blob, py::arg("blob"), py::arg("coded_width"),
           py::arg("coded_height"), py::arg("crop"), py::arg("groups"), py::arg("export_flags"),
+          py::arg("share") = false,
           "Test hook: (flags, header metadata, arrays) of a synthetic 4:2:0 frame carrying blob.");
     m.attr("BLOB_HEADER_SIZE") = sizeof(AVCodecInternalsHeader);
     m.attr("BLOB_SECTIONS") = int(AV_CI_SEC_NB);

@@ -63,7 +63,7 @@ def _input_error(path: str, exc: BaseException) -> InputError:
     return InputError(f"{path}: {what}")
 
 
-def _open_core(path: str, export_flags: int, want_decoded: bool, groups: list[str]) -> Any:
+def _open_core(path: str, export_flags: int, want_decoded: bool, groups: list[str], share: bool = False) -> Any:
     """Open a ``_core.Decoder``, turning input problems into InputError."""
     if os.path.isdir(path):
         raise InputError(f"{path}: is a directory; pass a video file")
@@ -73,7 +73,7 @@ def _open_core(path: str, export_flags: int, want_decoded: bool, groups: list[st
     except OSError as exc:
         raise _input_error(path, exc) from None
     try:
-        return _core.Decoder(path, export_flags, want_decoded, groups)
+        return _core.Decoder(path, export_flags, want_decoded, groups, True, share)
     except (OSError, ValueError) as exc:
         raise _input_error(path, exc) from None
 
@@ -99,12 +99,15 @@ def _frame_range(frames: FramesArg) -> tuple[int, int | None, int]:
 class VideoReader:
     """Iterator of :class:`Frame` in display order; a context manager that closes the decoder."""
 
-    def __init__(self, path: PathLike, fields: str | Iterable[str] | None = None, frames: FramesArg = None) -> None:
+    def __init__(self, path: PathLike, fields: str | Iterable[str] | None = None, frames: FramesArg = None,
+                 copy: bool = True) -> None:
         self.path = os.fspath(path)
+        self.copy = copy
         self.fields: tuple[str, ...] = parse_fields(fields)
         self._start, self._stop, self._step = _frame_range(frames)
         self.export_flags = export_bits(self.fields)
-        self._dec: Any = _open_core(self.path, self.export_flags, "decoded" in self.fields, list(self.fields))
+        self._dec: Any = _open_core(self.path, self.export_flags, "decoded" in self.fields, list(self.fields),
+                                    share=not copy)
         self.info: dict[str, Any] = {**self._dec.info, "source": self.path}
         codec = str(self.info.get("codec", ""))
         if fields is not None and fields != "all":
@@ -167,9 +170,16 @@ class VideoReader:
         return f"VideoReader({self.path!r}, fields={','.join(self.fields)!r})"
 
 
-def open(path: PathLike, fields: str | Iterable[str] | None = None, frames: FramesArg = None) -> VideoReader:
-    """Open ``path`` for reading ``fields`` (groups; None = all) of the ``frames`` (display indices)."""
-    return VideoReader(path, fields=fields, frames=frames)
+def open(path: PathLike, fields: str | Iterable[str] | None = None, frames: FramesArg = None,
+         copy: bool = True) -> VideoReader:
+    """Open ``path`` for reading ``fields`` (groups; None = all) of the ``frames`` (display indices).
+
+    ``copy=False``: exported arrays that the decoder laid out as returned (block maps, codec extras,
+    uncropped planes) are read-only views of the frame's export buffer instead of copies (faster,
+    which ``pycodec extract`` uses). Any such array keeps that whole buffer (every exported field of
+    its frame) alive, so keep copies, not views, of what you hold on to across many frames.
+    """
+    return VideoReader(path, fields=fields, frames=frames, copy=copy)
 
 
 def info(path: PathLike) -> dict[str, Any]:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import errno
 import hashlib
 import os
+import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+from h5py import h5a, h5d, h5p, h5s, h5t, h5z
 
 import pycodec as _pkg
-from pycodec._core import pack_chunk as _pack_chunk
+from pycodec._core import ChunkStager as _ChunkStager
+from pycodec._core import buffer_format as _buffer_format
+from pycodec._core import pack_frames as _pack_frames
 
 if TYPE_CHECKING:
     from typing import Self
@@ -37,6 +41,44 @@ FRAME_META: dict[str, type] = {
     "flags": np.uint32,
 }
 META_CHUNK = 1024  # frames per chunk of the 1-D frame/ datasets (one frame per chunk would be mostly index)
+# Groups of picture planes: stored one frame per chunk (reading frame n decompresses one plane).
+PLANE_GROUPS = ("decoded", "prediction", "residual", "recon", "coeffs", "levels", "qstep")
+# Other per-frame datasets (block maps, codec extras) hold several frames per chunk: about
+# CHUNK_BYTES of uncompressed data, at most MAX_CHUNK_FRAMES frames.
+CHUNK_BYTES = 128 << 10
+MAX_CHUNK_FRAMES = 64
+
+
+# Link creation: intermediate groups (frame/, block/, ...) are created with the dataset (as h5py does).
+_LCPL = h5p.create(h5p.LINK_CREATE)
+_LCPL.set_create_intermediate_group(True)
+
+
+def _write_direct_chunk(dsid: Any, offset: tuple[int, ...], data: Any, filter_mask: int) -> None:
+    """HDF5's direct chunk write: every chunk pycodec writes under lzf and none goes through here."""
+    dsid.write_direct_chunk(offset, data, filter_mask)
+
+
+_STR = h5py.string_dtype()  # variable-length UTF-8, how h5py stores a str attribute
+
+
+def _set_attr(obj: Any, name: str, value: Any) -> None:
+    """``obj.attrs[name] = value`` with h5py's low-level API for str and numbers (the same
+    attribute as h5py writes, at half the cost); anything else through h5py."""
+    if isinstance(value, (str, int, float, np.number, np.ndarray)) and not isinstance(value, bool):
+        data = np.asarray(value, dtype=_STR if isinstance(value, str) else None)
+        if isinstance(value, str) or data.dtype.kind in "iuf":
+            key = name.encode()
+            if h5a.exists(obj.id, key):
+                h5a.delete(obj.id, key)
+            space = h5s.create_simple(data.shape) if data.shape else h5s.create(h5s.SCALAR)
+            aid = h5a.create(obj.id, key, h5t.py_create(data.dtype, logical=True), space)
+            try:
+                aid.write(data, mtype=h5t.py_create(data.dtype))
+            finally:
+                aid.close()
+            return
+    obj.attrs[name] = value
 
 
 class StoreError(_pkg.PycodecError):
@@ -107,29 +149,88 @@ def root_attrs(
     return attrs
 
 
-def _filters(compression: str, itemsize: int) -> dict[str, Any]:
-    """h5py dataset keyword arguments for a compression name and element size."""
-    if compression == "lzf":
-        return {"compression": "lzf"}
-    if compression == "gzip":
-        return {"compression": "gzip", "compression_opts": GZIP_LEVEL, "shuffle": itemsize > 1}
-    return {}
+class _Series:
+    """One per-frame dataset being written: its chunking and where its next chunk starts.
+
+    Datasets of several frames per chunk (``k > 1``) gather their frames in the writer's
+    :class:`pycodec._core.ChunkStager` (``stage`` is their index there). One-frame-chunk datasets
+    are written as each frame arrives, or (gzip) in batches of ``batch`` frames kept in ``pending``.
+    """
+
+    __slots__ = (
+        "batch",
+        "dset",
+        "dsid",
+        "dtype",
+        "frame_bytes",
+        "k",
+        "lzf",
+        "name",
+        "origin",
+        "pending",
+        "row",
+        "shape",
+        "stage",
+        "start",
+    )
+
+    def __init__(self, name: str, dsid: Any, arr: np.ndarray, k: int, lzf: bool, first: int, batch: int) -> None:
+        self.name, self.dsid = name, dsid
+        self.dset = h5py.Dataset(dsid)  # for writes through h5py (gzip)
+        self.shape, self.dtype = tuple(arr.shape), arr.dtype
+        self.k, self.lzf, self.batch = k, lzf, batch
+        self.frame_bytes = int(arr.nbytes)
+        # bytes per row of a frame (image or block-map row): the LZF encoder tries the row above first
+        self.row = self.frame_bytes // self.shape[0] if self.shape and self.shape[0] else 0
+        self.origin = (0,) * len(self.shape)
+        self.start = first - first % k  # file frame of the chunk (or batch) being gathered
+        self.stage = -1
+        self.pending: list[np.ndarray | None] = []
+
+
+def chunk_frames(
+    name: str,
+    frame_bytes: int,
+    nb_frames: int = 0,
+    chunk_bytes: int = CHUNK_BYTES,
+    max_frames: int = MAX_CHUNK_FRAMES,
+) -> int:
+    """Frames per chunk of dataset ``name`` whose frames are ``frame_bytes`` each.
+
+    1 for picture planes (:data:`PLANE_GROUPS`); else as many frames as fit in ``chunk_bytes``
+    (at least 1, at most ``max_frames``, and at most ``nb_frames`` when the frame count is known).
+    """
+    if name.split("/", 1)[0] in PLANE_GROUPS:
+        return 1
+    k = max(1, min(max_frames, chunk_bytes // max(int(frame_bytes), 1)))
+    return min(k, nb_frames) if nb_frames > 0 else k
 
 
 class H5Writer:
     """Streams frames into a temporary HDF5 file next to ``path``; renamed on close, removed on failure.
 
-    Under ``lzf`` and ``none`` each frame's chunk is written as it arrives with HDF5's direct chunk
-    write (LZF-compressed by ``pycodec._core.pack_chunk``), bypassing h5py's selection and type
-    conversion. Under ``gzip`` frames are buffered in small batches (bounded by ``batch_bytes``) and
-    written through h5py. Datasets grow in steps (preallocated from ``nb_frames`` when known,
-    trimmed at the end), keeping per-frame overhead low.
+    Picture planes are stored one frame per chunk; every other per-frame dataset (block maps,
+    codec extras) in chunks of several frames (:func:`chunk_frames`: about ``chunk_bytes`` each),
+    which keeps the number of chunks, and of HDF5 calls, per frame low. Their frames are copied
+    into chunk buffers (``pycodec._core.ChunkStager``) until the chunk is full. Under ``lzf`` and
+    ``none`` each chunk is written with HDF5's direct chunk write (LZF-compressed by
+    ``pycodec._core``), bypassing h5py's selection and type conversion. Under ``gzip`` chunks are
+    written through h5py (one-frame chunks in small batches bounded by ``batch_bytes``). Datasets
+    are preallocated from ``nb_frames`` when it is known, else grown in steps, and trimmed to the
+    frames written at the end.
+
+    ``attrs`` become the root attributes, written with the first frame (or by ``close``); a value
+    may be a callable, called then (with a :class:`PipelinedWriter`, in its thread: e.g. a hash of
+    the input). ``attrs=None``: give them with :meth:`set_attrs` before the first frame.
+    ``defer_open``: create the file on :meth:`open` or the first ``append`` instead of now (the
+    output is checked and the temporary file made now); a :class:`PipelinedWriter` opens it in its
+    thread, e.g. while the input is being opened.
     """
 
     def __init__(
         self,
         path: str | os.PathLike,
-        attrs: Mapping[str, Any],
+        attrs: Mapping[str, Any] | None,
         *,
         compression: str = "lzf",
         overwrite: bool = False,
@@ -137,6 +238,9 @@ class H5Writer:
         batch_bytes: int = 32 << 20,
         max_batch: int = 32,
         skip_zero: bool = True,
+        chunk_bytes: int = CHUNK_BYTES,
+        max_chunk_frames: int = MAX_CHUNK_FRAMES,
+        defer_open: bool = False,
     ) -> None:
         if compression not in COMPRESSIONS:
             raise StoreError(
@@ -146,20 +250,26 @@ class H5Writer:
         self.compression = compression
         self.overwrite = overwrite
         self.batch_bytes, self.max_batch, self.skip_zero = batch_bytes, max_batch, skip_zero
+        self.chunk_bytes, self.max_chunk_frames = chunk_bytes, max_chunk_frames
+        self.nb_frames = max(int(nb_frames or 0), 0)  # expected frames (0: unknown)
         self.n = 0  # frames accepted so far
-        self._flushed = 0  # frames written to the file
-        self._k = 0  # frames waiting in the buffers
-        self._batch = 1
-        self._cap = max(int(nb_frames or 0), 0)
-        self._dsets: dict[str, h5py.Dataset] = {}
-        self._bufs: dict[str, np.ndarray] = {}
-        # Direct chunk writes (lzf, none): name -> (dataset id, shape, dtype, LZF-compress?).
+        self._batch = 1  # frames per h5py write of one-frame-chunk datasets (gzip)
+        self._cap = self.nb_frames  # frames every dataset has room for
+        self._series: dict[str, _Series] = {}
+        self._staged: list[_Series] = []  # datasets of several frames per chunk, in stager order
+        self._staged_names: list[str] = []
+        self._single: list[_Series] = []  # datasets of one frame per chunk
+        self._stager = _ChunkStager()
+        # Direct chunk writes (lzf, none); gzip goes through h5py.
         self._direct = compression in ("lzf", "none")
-        self._dchunks: dict[str, tuple[Any, tuple[int, ...], np.dtype, bool]] = {}
-        self._meta = {k: np.zeros(META_CHUNK, dt) for k, dt in FRAME_META.items()}
+        self._meta_rows: list[tuple[int, int, int, int, bool, int, int]] = []  # frame/ values, this chunk
+        self._meta_ids: dict[str, Any] = {}  # low-level ids of the frame/ datasets
         self._h5: h5py.File | None = None
         self.tmp: str | None = None
         self.closed = False
+        self._attrs = None if attrs is None else dict(attrs)
+        self._attrs_written = False
+        self.yield_gil = False  # set by PipelinedWriter (see _yield_gil)
         self._check_target()
         folder = os.path.dirname(self.path)
         try:
@@ -167,27 +277,85 @@ class H5Writer:
                 prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=folder
             )
             os.close(fd)
+        except OSError as exc:
+            self.abort()
+            raise StoreError(f"{self.path}: {_os_reason(exc)}") from exc
+        if not defer_open:
+            self.open()
+
+    def open(self) -> None:
+        """Create the HDF5 file and its ``frame/`` datasets (the root attributes follow with the first
+        frame); done by ``__init__`` unless ``defer_open``, else by the first ``append`` (or ``close``),
+        or call it (e.g. in a writer thread)."""
+        if self._h5 is not None or self.closed:
+            return
+        try:
             # No chunk cache: every chunk is compressed and written in its own write call. Same speed
             # (chunks are written whole), less memory, and a write error (full disk) leaves no dirty
             # cache behind, which HDF5 otherwise tries to flush at close and crashes on.
+            assert self.tmp is not None
+            self._yield_gil()
             self._h5 = h5py.File(self.tmp, "w", rdcc_nbytes=0)
-            for k, v in attrs.items():
-                self._h5.attrs[k] = v
             for k, dt in FRAME_META.items():
-                self._h5.create_dataset(
-                    f"frame/{k}",
-                    shape=(self._cap,),
-                    maxshape=(None,),
-                    dtype=dt,
-                    chunks=(META_CHUNK,),
-                    **_filters(compression, np.dtype(dt).itemsize),
-                )
+                self._meta_ids[k] = self._new_dataset(f"frame/{k}", (), np.dtype(dt), META_CHUNK)
         except OSError as exc:
             self.abort()
             raise StoreError(f"{self.path}: {_os_reason(exc)}") from exc
         except BaseException:
             self.abort()
             raise
+
+    def set_attrs(self, attrs: Mapping[str, Any], nb_frames: int | None = None) -> None:
+        """Root attributes, and the expected frame count, when they were not known at construction
+        (``attrs=None``, e.g. to create the file while the input is being opened); before the first
+        frame."""
+        if self.n:
+            raise StoreError(f"{self.path}: set_attrs() after the first frame; set them before")
+        if nb_frames is not None:
+            self.nb_frames = max(int(nb_frames or 0), 0)
+        self._attrs = dict(attrs)  # written with the first frame
+
+    def _write_attrs(self) -> None:
+        """Write the root attributes and make room for the expected frames: with the first frame (or at
+        close), whenever the attributes became known, so that the file's layout never depends on it."""
+        assert self._h5 is not None
+        if self._attrs is not None and not self._attrs_written:
+            for k, v in self._attrs.items():
+                _set_attr(self._h5, k, v() if callable(v) else v)
+                self._yield_gil()
+            self._attrs_written = True
+        if self.nb_frames > self._cap and not self.n:
+            self._resize(self.nb_frames)
+
+    def _yield_gil(self) -> None:
+        """In a writer thread, let a thread waiting for the GIL (the decoding one) run: creating the
+        file and its datasets holds the GIL for milliseconds in h5py, which would stall decoding."""
+        if self.yield_gil:
+            time.sleep(0)
+
+    def _new_dataset(self, name: str, shape: tuple[int, ...], dtype: np.dtype, k: int) -> Any:
+        """Create dataset ``name`` of shape (capacity, *shape), chunks (k, *shape), maxshape (None, *shape);
+        returns its low-level id.
+
+        h5py's low-level API (what ``create_dataset`` does, without its per-call overhead): fill value
+        0, no time stamps; filters: ``lzf`` the LZF filter, ``gzip`` deflate level GZIP_LEVEL after
+        the shuffle filter on multi-byte types, ``none`` none.
+        """
+        assert self._h5 is not None
+        dcpl = h5p.create(h5p.DATASET_CREATE)
+        dcpl.set_chunk((k, *shape))
+        if self.compression == "lzf":
+            dcpl.set_filter(h5z.FILTER_LZF, h5z.FLAG_OPTIONAL)
+        elif self.compression == "gzip":
+            if dtype.itemsize > 1:
+                dcpl.set_shuffle()
+            dcpl.set_deflate(GZIP_LEVEL)
+        dcpl.set_obj_track_times(False)
+        space = h5s.create_simple((self._cap, *shape), (h5s.UNLIMITED, *shape))
+        dsid = h5d.create(self._h5.id, name.encode(), h5t.py_create(dtype, logical=True), space,
+                          dcpl=dcpl, lcpl=_LCPL)
+        self._yield_gil()
+        return dsid
 
     def _check_target(self) -> None:
         """Refuse early (before decoding) when the output cannot be written."""
@@ -200,33 +368,48 @@ class H5Writer:
             raise StoreError(f"{self.path}: already exists; pass --overwrite to replace it")
 
     # ------------------------------------------------------------------ writing
-    def _create(self, name: str, arr: np.ndarray) -> None:
-        """Create dataset ``name`` (N, *arr.shape) with one frame per chunk, and its batch buffer."""
+    def _create(self, name: str, arr: np.ndarray) -> _Series:
+        """Create dataset ``name`` (N, *arr.shape), chunked by :func:`chunk_frames`, and its series."""
         assert self._h5 is not None
-        shape = tuple(arr.shape)
-        self._dsets[name] = self._h5.create_dataset(
-            name,
-            shape=(self._cap, *shape),
-            maxshape=(None, *shape),
-            dtype=arr.dtype,
-            chunks=(1, *shape) if shape else (META_CHUNK,),
-            **_filters(self.compression, arr.dtype.itemsize),
-        )
-        if self._direct and shape:
-            lzf = self._dsets[name].compression == "lzf"
-            self._dchunks[name] = (self._dsets[name].id, shape, arr.dtype, lzf)
+        if name.startswith("frame/") or "/" not in name:
+            raise StoreError(
+                f"{self.path}: array name {name!r} is not a schema path; "
+                "arrays must be named group/name outside frame/"
+            )
+        k = chunk_frames(name, arr.nbytes, self.nb_frames, self.chunk_bytes, self.max_chunk_frames)
+        if not arr.nbytes:
+            k = 1  # empty frames: nothing is ever written
+        dsid = self._new_dataset(name, tuple(arr.shape), arr.dtype, k)
+        s = _Series(name, dsid, arr, k, self.compression == "lzf", self.n, self._batch)
+        if k > 1 or (s.lzf and s.frame_bytes):
+            # Under lzf every dataset is staged: its frames are compressed as they arrive, all in one
+            # call per frame. The frames before this one in its chunk are zero (the array appeared
+            # mid-chunk).
+            s.stage = self._stager.add(
+                list(arr.shape), _buffer_format(arr), arr.nbytes, k, s.row, self.n - s.start, s.lzf
+            )
+            self._staged.append(s)
+            self._staged_names.append(name)
         else:
-            self._bufs[name] = np.zeros((self._batch, *shape), dtype=arr.dtype)
+            self._single.append(s)
+        self._series[name] = s
+        return s
 
     def _plan(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Choose the batch size from the first frame's byte size."""
-        frame_bytes = sum(int(a.nbytes) for a in arrays.values()) or 1
+        """Choose the h5py batch (gzip, one-frame chunks) from the first frame's byte size."""
+        frame_bytes = sum(int(np.asarray(a).nbytes) for a in arrays.values()) or 1
         self._batch = int(max(1, min(self.max_batch, self.batch_bytes // frame_bytes)))
 
     def append(self, frame: Any) -> None:
-        """Add one Frame (attributes of ``pycodec.Frame``); missing arrays are stored as zeros."""
-        if self.closed or self._h5 is None:
+        """Add one Frame (attributes of ``pycodec.Frame``); missing arrays are stored as zeros.
+
+        Arrays are copied or written before ``append`` returns, except one-frame-chunk arrays under
+        ``gzip``, kept (not copied) until their batch is written: do not modify those afterwards.
+        """
+        if self.closed:
             raise StoreError(f"{self.path}: writer is closed; open a new H5Writer")
+        if self._h5 is None:
+            self.open()
         try:
             self._append(frame)
         except OSError as exc:
@@ -236,128 +419,149 @@ class H5Writer:
             self.abort()
             raise
 
+    def _mismatch(self, name: str, arr: Any, s: _Series) -> StoreError:
+        arr = np.asarray(arr)
+        return StoreError(
+            f"{self.path}: frame {self.n}: {name} is {arr.dtype}{list(arr.shape)}, "
+            f"earlier frames were {s.dtype}{list(s.shape)}; "
+            "streams that change size or format mid-way are not supported"
+        )
+
     def _append(self, frame: Any) -> None:
         arrays: Mapping[str, np.ndarray] = frame.arrays
+        series = self._series
         if self.n == 0:
-            self._plan(arrays)
-        if self._direct:
-            self._write_direct(arrays)
-        for name, arr in arrays.items():
-            if name in self._dchunks:
-                continue
-            arr = np.asarray(arr)
-            if name not in self._dsets:
-                if name.startswith("frame/") or "/" not in name:
-                    raise StoreError(
-                        f"{self.path}: array name {name!r} is not a schema path; "
-                        "arrays must be named group/name outside frame/"
-                    )
-                self._create(name, arr)
-            buf = self._bufs[name]
-            if arr.shape != buf.shape[1:] or arr.dtype != buf.dtype:
-                raise StoreError(
-                    f"{self.path}: frame {self.n}: {name} is {arr.dtype}{list(arr.shape)}, "
-                    f"earlier frames were {buf.dtype}{list(buf.shape[1:])}; "
-                    "streams that change size or format mid-way are not supported"
-                )
-            buf[self._k] = arr
-        if len(arrays) != len(self._bufs):
-            for name, buf in self._bufs.items():
-                if name not in arrays:
-                    buf[self._k] = 0
-        j = self.n % META_CHUNK
-        m = self._meta
-        m["decode_index"][j] = frame.decode_index
-        m["pts"][j] = NOPTS if frame.pts is None else frame.pts
-        m["poc"][j] = frame.poc
+            if self._attrs is None:
+                raise StoreError(f"{self.path}: no root attributes; pass attrs or call set_attrs() first")
+            self._write_attrs()
+            if not self._direct:
+                self._plan(arrays)
+        if not arrays.keys() <= series.keys():
+            for name in arrays:
+                if name not in series:  # first frame, or an array that appears mid-stream
+                    self._create(name, np.asarray(arrays[name]))
+        i = self.n
+        if self._staged:
+            staged = self._staged
+            try:  # one call stages (copies or compresses) this frame of every staged dataset
+                full = self._stager.put(list(map(arrays.get, self._staged_names)), self._direct)
+            except ValueError:
+                for s in staged:
+                    a = arrays.get(s.name)
+                    if a is not None:
+                        a = np.asarray(a)
+                        if a.shape != s.shape or a.dtype != s.dtype:
+                            raise self._mismatch(s.name, a, s) from None
+                raise
+            if self._direct:  # (index, chunk) of the datasets whose chunk is full
+                for j, packed in full:
+                    s = staged[j]
+                    self._write_chunk(s, packed)
+                    s.start += s.k
+            else:
+                for j in full:
+                    self._flush_staged(staged[j])
+        for s in self._single:
+            arr = arrays.get(s.name)
+            if arr is not None:
+                arr = np.asarray(arr)
+                if arr.shape != s.shape or arr.dtype != s.dtype:
+                    raise self._mismatch(s.name, arr, s)
+            if not self._direct:
+                s.pending.append(arr)
+                if len(s.pending) >= s.batch:
+                    self._flush_batch(s)
+            elif arr is not None and s.frame_bytes:
+                # None: all zero, the chunk is left unallocated and reads as the fill value 0. Else
+                # the LZF bytes, or the raw array with the LZF filter marked skipped (mask bit 0)
+                # when LZF would not shrink it (HDF5 allows that per chunk; h5py reads both).
+                packed = _pack_frames([arr], s.frame_bytes, 1, s.lzf, s.row)
+                self._ensure_capacity(i + 1)
+                if packed is not None:
+                    _write_direct_chunk(s.dsid, (i, *s.origin), packed[0], packed[1])
+                elif not self.skip_zero:
+                    _write_direct_chunk(s.dsid, (i, *s.origin), arr, int(s.lzf))  # raw zeros, filter skipped
+            elif not self.skip_zero and s.frame_bytes:  # missing array: zeros, stored raw
+                self._ensure_capacity(i + 1)
+                _write_direct_chunk(s.dsid, (i, *s.origin), np.zeros(s.shape, s.dtype), int(s.lzf))
         t = frame.type
-        m["type"][j] = ord(t[0]) if isinstance(t, str) else int(t)
-        m["key"][j] = bool(frame.key)
-        m["pkt_bytes"][j] = frame.pkt_bytes
-        m["flags"][j] = int(frame.flags)
+        pts = frame.pts
+        self._meta_rows.append((  # in FRAME_META order
+            frame.decode_index,
+            NOPTS if pts is None else pts,
+            frame.poc,
+            ord(t[0]) if isinstance(t, str) else int(t),
+            bool(frame.key),
+            frame.pkt_bytes,
+            int(frame.flags),
+        ))
         self.n += 1
-        self._k += 1
-        if self._k >= self._batch:
-            self._flush()
         if self.n % META_CHUNK == 0:
             self._flush_meta()
 
-    def _write_direct(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Write this frame's chunk of every direct-write dataset (lzf, none) straight to the file."""
-        i = self.n
-        self._ensure_capacity(i + 1)
-        seen = 0
-        for name, arr in arrays.items():
-            arr = np.asarray(arr)
-            if name not in self._dsets:
-                if name.startswith("frame/") or "/" not in name:
-                    continue  # reported by the buffered path
-                if not arr.shape:
-                    continue  # scalars go through the buffered path
-                self._create(name, arr)
-                self._ensure_capacity(i + 1)
-            entry = self._dchunks.get(name)
-            if entry is None:
-                continue
-            seen += 1
-            dsid, shape, dtype, lzf = entry
-            if arr.shape != shape or arr.dtype != dtype:
-                raise StoreError(
-                    f"{self.path}: frame {i}: {name} is {arr.dtype}{list(arr.shape)}, "
-                    f"earlier frames were {dtype}{list(shape)}; "
-                    "streams that change size or format mid-way are not supported"
-                )
-            if not arr.flags.c_contiguous:
-                arr = np.ascontiguousarray(arr)
-            # None: all zero, the chunk is left unallocated and reads as the fill value 0. Else the
-            # LZF bytes, or the raw array with the LZF filter marked skipped (mask bit 0) when LZF
-            # would not shrink it (HDF5 allows that per chunk; h5py reads both).
-            packed = _pack_chunk(arr, lzf)
-            offset = (i,) + (0,) * len(shape)
-            if packed is not None:
-                dsid.write_direct_chunk(offset, packed[0], packed[1])
-            elif not self.skip_zero:
-                dsid.write_direct_chunk(offset, arr, int(lzf))  # raw zeros, filter skipped
-        if seen != len(self._dchunks) and not self.skip_zero:
-            for name, (dsid, shape, dtype, lzf) in self._dchunks.items():
-                if name not in arrays:  # missing array: zeros, stored raw
-                    dsid.write_direct_chunk((i,) + (0,) * len(shape), np.zeros(shape, dtype), int(lzf))
+    def _flush_staged(self, s: _Series) -> None:
+        """Write the chunk a multi-frame-chunk dataset has gathered (at the end of a file, partial)."""
+        count = self._stager.count(s.stage)
+        if not count:
+            return
+        self._ensure_capacity(s.start + count)
+        if self._direct:
+            self._write_chunk(s, self._stager.pack(s.stage, s.lzf))
+        else:
+            block = np.frombuffer(self._stager.take(s.stage), s.dtype).reshape(count, *s.shape)
+            if not self.skip_zero or block.any():
+                s.dset[s.start : s.start + count] = block
+        s.start += s.k
+
+    def _write_chunk(self, s: _Series, packed: tuple[Any, int] | None) -> None:
+        """Write the chunk of ``s`` that starts at frame ``s.start`` (direct chunk write).
+
+        ``packed``: None when all zero (the chunk is not written and reads as the fill value 0),
+        else (data, filter mask): LZF bytes, or the raw chunk with the LZF filter marked skipped
+        (mask bit 0) when LZF would not shrink it (HDF5 allows that per chunk; h5py reads both).
+        """
+        self._ensure_capacity(s.start + 1)
+        offset = (s.start, *s.origin)
+        if packed is not None:
+            _write_direct_chunk(s.dsid, offset, packed[0], packed[1])
+        elif not self.skip_zero:  # raw zeros, filter skipped
+            _write_direct_chunk(s.dsid, offset, np.zeros((s.k, *s.shape), s.dtype), int(s.lzf))
+
+    def _flush_batch(self, s: _Series) -> None:
+        """Write the batch of frames a one-frame-chunk dataset keeps under gzip (through h5py).
+
+        Frames whose array is all zero (or missing) are not written: their chunk stays unallocated
+        and reads as the fill value 0 (saves compression time and space on sparse data).
+        """
+        pending = s.pending
+        count = len(pending)
+        if not count:
+            return
+        self._ensure_capacity(s.start + count)
+        if self.skip_zero:
+            nz = np.array([a is not None and bool(a.any()) for a in pending])
+        else:
+            nz = np.ones(count, bool)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], nz.view(np.int8), [0]))))
+        zero = np.zeros(s.shape, s.dtype)
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            s.dset[s.start + a : s.start + b] = np.stack([zero if x is None else x for x in pending[a:b]])
+        s.start += count
+        s.pending = []
 
     def _ensure_capacity(self, size: int) -> None:
         """Grow every dataset to at least ``size`` frames (geometric steps: few resizes)."""
         if size <= self._cap:
             return
-        self._cap = max(size, self._cap + self._cap // 2, 64)
-        assert self._h5 is not None
-        for k in FRAME_META:
-            self._h5[f"frame/{k}"].resize(self._cap, axis=0)
-        for d in self._dsets.values():
-            d.resize(self._cap, axis=0)
+        self._resize(max(size, self._cap + self._cap // 2, 64))
 
-    def _flush(self) -> None:
-        """Write the buffered frames to their datasets."""
-        k = self._k
-        if not k:
-            return
-        a = self._flushed
-        self._ensure_capacity(a + k)
-        for name, buf in self._bufs.items():
-            d = self._dsets[name]
-            block = buf[:k]
-            if not self.skip_zero:
-                d[a : a + k] = block
-                continue
-            # Frames whose array is all zero are not written: their chunk stays unallocated and
-            # reads as the fill value 0 (saves compression time and space on sparse data).
-            nz = block.reshape(k, -1).any(axis=1)
-            if nz.all():
-                d[a : a + k] = block
-            elif nz.any():
-                edges = np.flatnonzero(np.diff(np.concatenate(([0], nz.view(np.int8), [0]))))
-                for i, j in zip(edges[::2], edges[1::2], strict=True):
-                    d[a + i : a + j] = block[i:j]
-        self._flushed += k
-        self._k = 0
+    def _resize(self, size: int) -> None:
+        """Set the frame count of every dataset."""
+        for dsid in self._meta_ids.values():
+            dsid.set_extent((size,))
+        for s in self._series.values():
+            s.dsid.set_extent((size, *s.shape))
+        self._cap = size
 
     def _flush_meta(self) -> None:
         """Write the pending per-frame metadata (whole or partial chunk of META_CHUNK frames)."""
@@ -367,34 +571,46 @@ class H5Writer:
         if count <= 0:
             return
         self._ensure_capacity(self.n)
-        for k, buf in self._meta.items():
-            d = self._h5[f"frame/{k}"]
+        rows = self._meta_rows  # the frames of this chunk
+        assert len(rows) == count
+        if count == META_CHUNK:
+            self._meta_rows = []
+        for (k, dt), values in zip(FRAME_META.items(), zip(*rows, strict=True), strict=True):
+            dsid = self._meta_ids[k]
+            buf = np.zeros(META_CHUNK, dt)
+            buf[:count] = values
             if not self._direct:
-                d[start : self.n] = buf[:count]
+                h5py.Dataset(dsid)[start : self.n] = buf[:count]
                 continue
-            # A whole chunk written directly (the part past the last frame is cut off by close()).
-            buf[count:] = 0
-            packed = _pack_chunk(buf, self.compression == "lzf")
+            # A whole chunk written directly (the part past the last frame lies outside the dataset).
+            packed = _pack_frames([buf], buf.nbytes, 1, self.compression == "lzf", buf.itemsize)
             if packed is None:
                 packed = (buf, int(self.compression == "lzf"))  # all zero: raw, filter skipped
-            d.id.write_direct_chunk((start,), packed[0], packed[1])
+            _write_direct_chunk(dsid, (start,), packed[0], packed[1])
 
     # ------------------------------------------------------------------ finishing
     def close(self) -> str:
         """Flush, trim to the frames written and atomically move the file into place; returns the path."""
         if self.closed:
             return self.path
+        if self._h5 is None:
+            self.open()
         try:
-            self._flush()
+            assert self._h5 is not None
+            if self._attrs is None:
+                raise StoreError(f"{self.path}: no root attributes; pass attrs or call set_attrs() first")
+            self._write_attrs()
+            # Trim (or grow) to the frames written before the last, partial chunks are written: every
+            # chunk written so far lies inside the final extent, so HDF5 rewrites none of them.
+            if self._cap != self.n:
+                self._resize(self.n)
+            for s in self._staged:
+                self._flush_staged(s)
+            for s in self._single:
+                self._flush_batch(s)
             if self.n % META_CHUNK:
                 self._flush_meta()
-            assert self._h5 is not None
-            if self._cap != self.n:  # every dataset has self._cap frames
-                for k in FRAME_META:
-                    self._h5[f"frame/{k}"].resize(self.n, axis=0)
-                for d in self._dsets.values():
-                    d.resize(self.n, axis=0)
-            self._h5.attrs["nb_frames"] = self.n
+            _set_attr(self._h5, "nb_frames", self.n)
             self._h5.close()
             self._h5 = None
             if os.path.lexists(self.path) and not self.overwrite:
@@ -424,7 +640,10 @@ class H5Writer:
             with contextlib.suppress(OSError, RuntimeError, ValueError):
                 self._h5.close()
             self._h5 = None
-            self._dsets.clear()
+        self._series.clear()
+        self._staged.clear()
+        self._single.clear()
+        self._meta_ids.clear()
         if self.tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp)
@@ -444,31 +663,52 @@ _STOP = object()  # end-of-stream marker of PipelinedWriter's queue
 
 
 class PipelinedWriter:
-    """An :class:`H5Writer` fed through a bounded queue by a background thread.
+    """An :class:`H5Writer` fed by a background thread.
 
-    ``append()`` only queues the frame; the thread runs ``H5Writer.append`` on the frames in order:
-    LZF compression (``pycodec._core.pack_chunk``, which releases the GIL) and the HDF5 chunk
+    ``append()`` only hands the frame over; the thread runs ``H5Writer.append`` on the frames in
+    order: chunk staging and LZF compression (``pycodec._core``, without the GIL) and the HDF5 chunk
     writes. The decoding thread (``pycodec._core`` releases the GIL while decoding) thus overlaps
-    with compression and writing on a second CPU. ``append()`` blocks while ``depth`` frames or
-    ``max_bytes`` of arrays are waiting or being written (one frame always fits), so memory stays
-    bounded. The file is identical to the one H5Writer alone writes, with the same guarantees: the
+    with compression and writing on a second CPU. A writer made with ``defer_open`` creates its
+    file in the thread too, while the first frames decode. Frames are handed over in small batches
+    (about ``hand_bytes`` of arrays), which keeps the threads' wake-ups and hand-offs of the GIL
+    few. ``append()`` blocks while ``depth`` frames or ``max_bytes`` of arrays are waiting or being
+    written (one frame always fits), so memory stays bounded. ``on_frame(frame)``, if given, is
+    called by the thread after each frame is written (e.g. statistics, off the decoding thread).
+
+    The file is identical to the one H5Writer alone writes, with the same guarantees: the
     temporary file is renamed by ``close()`` and nothing is left behind on failure. A failure in the
     thread (a full disk, a frame of another size) is raised, as the same exception (a one-line
     StoreError), by the next ``append()`` or by ``close()``. Only the thread touches the H5Writer
     (and h5py) until it has stopped.
     """
 
-    def __init__(self, writer: H5Writer, depth: int = 4, max_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        writer: H5Writer,
+        depth: int = 32,
+        max_bytes: int = 64 << 20,
+        hand_bytes: int = 1 << 20,
+        on_frame: Callable[[Any], None] | None = None,
+    ) -> None:
         self.writer = writer
         self.path = writer.path
-        self.depth, self.max_bytes = max(1, depth), max_bytes
-        self._items: collections.deque[tuple[Any, int]] = collections.deque()
-        self._cv = threading.Condition()
-        self._pending = 0  # frames queued or being written
+        self.depth, self.max_bytes, self.hand_bytes = max(1, depth), max_bytes, hand_bytes
+        self._on_frame = on_frame
+        writer.yield_gil = True
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # batches of (frame, nbytes)
+        self._lock = threading.Lock()  # guards the counters below
+        self._room = threading.Condition(self._lock)
+        self._pending = 0  # frames accepted and not yet written (in the batch, queued, being written)
         self._pending_bytes = 0
+        self._waiting = False  # append() waits for room
+        self._batch: list[tuple[Any, int]] = []  # frames not handed over yet
+        self._batch_bytes = 0
         self._exc: BaseException | None = None
         self._discard = False  # abort(): drop what is still queued
+        self._stopped = False
         self._accepted = 0
+        nb = writer.nb_frames
+        self._hand_each = nb - 16 if nb > 0 else 1 << 62  # frames after which each frame is handed over
         self._thread = threading.Thread(target=self._run, name="pycodec-h5-writer", daemon=True)
         self._thread.start()
 
@@ -482,53 +722,89 @@ class PipelinedWriter:
         return self.writer.closed
 
     def _run(self) -> None:
+        try:
+            self.writer.open()  # a writer made with defer_open creates its file here, while frames decode
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            self._exc = exc
         while True:
-            with self._cv:
-                while not self._items:
-                    self._cv.wait()
-                frame, nbytes = self._items.popleft()
-            if frame is _STOP:
+            batch = self._q.get()
+            if batch is _STOP:
                 return
-            if self._exc is None and not self._discard:
-                try:
-                    self.writer.append(frame)  # aborts the writer (temporary file removed) on failure
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-                    self._exc = exc
-            del frame
-            with self._cv:
-                self._pending -= 1
+            nbytes = 0
+            count = len(batch)
+            batch.reverse()
+            while batch:  # each frame is dropped once written: its export buffer goes back to the decoder
+                frame, nb = batch.pop()
+                nbytes += nb
+                if self._exc is None and not self._discard:
+                    try:
+                        self.writer.append(frame)  # aborts the writer (temporary file removed) on failure
+                        if self._on_frame is not None:
+                            self._on_frame(frame)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                        self._exc = exc
+                del frame
+            del batch
+            with self._lock:
+                self._pending -= count
                 self._pending_bytes -= nbytes
-                self._cv.notify_all()
+                if self._waiting:
+                    self._room.notify_all()
 
-    def _put(self, item: Any, nbytes: int) -> None:
-        with self._cv:
-            while self._pending and (
-                self._pending >= self.depth or self._pending_bytes + nbytes > self.max_bytes
-            ):
-                if self._exc is not None:
-                    raise self._exc
-                self._cv.wait()
-            self._items.append((item, nbytes))
-            self._pending += 1
-            self._pending_bytes += nbytes
-            self._cv.notify_all()
+    def _hand(self) -> None:
+        """Queue the frames not handed over yet."""
+        if self._batch:
+            self._q.put(self._batch)
+            self._batch = []
+            self._batch_bytes = 0
 
     def append(self, frame: Any) -> None:
-        """Queue one frame; raises the writer thread's failure, if any."""
+        """Hand one frame to the thread; raises the thread's failure, if any."""
         if self._exc is not None:
             raise self._exc
-        if not self._thread.is_alive():
+        if self._stopped:
             raise StoreError(f"{self.path}: writer is closed; open a new H5Writer")
-        self._put(frame, sum(int(getattr(a, "nbytes", 0)) for a in frame.arrays.values()))
+        nbytes = 0
+        for a in frame.arrays.values():
+            nbytes += getattr(a, "nbytes", 0)
+        # The counters only drop behind our back (the thread), so a stale read errs on the safe side.
+        if self._pending and (self._pending >= self.depth or self._pending_bytes + nbytes > self.max_bytes):
+            self._hand()
+            with self._room:
+                while self._pending and (
+                    self._pending >= self.depth or self._pending_bytes + nbytes > self.max_bytes
+                ):
+                    if self._exc is not None:
+                        raise self._exc
+                    self._waiting = True
+                    self._room.wait()
+                self._waiting = False
+        with self._lock:
+            self._pending += 1
+            self._pending_bytes += nbytes
+        self._batch.append((frame, nbytes))
+        self._batch_bytes += nbytes
         self._accepted += 1
+        # Near the expected end, every frame goes at once: what the thread has left to do when the
+        # last frame arrives (and the caller waits for in close()) stays small.
+        if self._batch_bytes >= self.hand_bytes or self._accepted >= self._hand_each:
+            self._hand()
+
+    def set_attrs(self, attrs: Mapping[str, Any], nb_frames: int | None = None) -> None:
+        """:meth:`H5Writer.set_attrs`, before the first frame (the thread reads them with it)."""
+        if self._accepted:
+            raise StoreError(f"{self.path}: set_attrs() after the first frame; set them before")
+        self.writer.set_attrs(attrs, nb_frames)
+        nb = self.writer.nb_frames
+        self._hand_each = nb - 16 if nb > 0 else 1 << 62
 
     def _stop(self) -> None:
         """Let the thread finish what is queued and wait for it."""
         if self._thread.is_alive():
-            with self._cv:
-                self._items.append((_STOP, 0))
-                self._cv.notify_all()
+            self._hand()
+            self._q.put(_STOP)
             self._thread.join()
+        self._stopped = True
 
     def close(self) -> str:
         """Write what is queued, then close the H5Writer (rename into place); returns the path."""
@@ -545,10 +821,13 @@ class PipelinedWriter:
     def abort(self) -> None:
         """Drop everything: stop the thread (queued frames are discarded), remove the temporary file."""
         self._discard = True
-        with self._cv:
-            self._pending -= len(self._items)
-            self._pending_bytes -= sum(nb for _, nb in self._items)
-            self._items.clear()
+        self._batch = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._q.get_nowait()
+                if item is _STOP:
+                    self._q.put(_STOP)
+                    break
         self._stop()
         self.writer.abort()
 

@@ -161,7 +161,8 @@ def test_extract_all_fields_matches_reader(capsys, tmp_path, media):
             )
             assert (got["key"], got["pkt_bytes"], got["flags"]) == (fr.key, fr.pkt_bytes, int(fr.flags))
             for name, arr in fr.arrays.items():
-                assert f[name].dtype == arr.dtype and f[name].chunks == (1, *arr.shape)
+                k = store.chunk_frames(name, arr.nbytes, N)  # the container tells N
+                assert f[name].dtype == arr.dtype and f[name].chunks == (k, *arr.shape)
                 np.testing.assert_array_equal(got[name], arr, err_msg=name)
     qp = [fr["block/qp_y"].astype(float) for fr in ref if "block/qp_y" in fr.arrays]
     if qp:
@@ -264,7 +265,7 @@ def test_disk_full(capsys, tmp_path, media, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(h5py.Dataset, "__setitem__", full)  # writes through h5py (gzip)
-    monkeypatch.setattr(store, "_pack_chunk", full)  # the direct chunk writes (lzf, none)
+    monkeypatch.setattr(store, "_write_direct_chunk", full)  # the direct chunk writes (lzf, none)
     rc, _, err = run(capsys, "extract", media["sample"], out, "--fields", "block", "--overwrite")
     assert rc == 2
     one_error_line(err, str(out), "no space left on device", "free some space")
@@ -313,7 +314,7 @@ def fake(monkeypatch, tmp_path, codec="h264", **kw) -> Path:
         "ffmpeg": "x",
     }
     monkeypatch.setattr(pycodec, "info", lambda p: dict(info, source=str(p)))
-    monkeypatch.setattr(pycodec, "open", lambda p, fields=None, frames=None: FakeReader(7, **kw))
+    monkeypatch.setattr(pycodec, "open", lambda p, fields=None, frames=None, copy=True: FakeReader(7, **kw))
     (tmp_path / "out").mkdir()
     return src
 
@@ -354,7 +355,7 @@ def test_interrupt_leaves_nothing(capsys, tmp_path, monkeypatch):
             yield self.frames[0]
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(pycodec, "open", lambda p, fields=None, frames=None: Interrupted(3))
+    monkeypatch.setattr(pycodec, "open", lambda p, fields=None, frames=None, copy=True: Interrupted(3))
     rc, _, err = run(capsys, "extract", src, tmp_path / "out" / "o.h5")
     assert rc == 130 and "interrupted" in err
     assert os.listdir(tmp_path / "out") == []
@@ -438,3 +439,21 @@ def test_real_write_failure_in_subprocess(tmp_path, media):
     assert p.returncode == 2, (p.returncode, p.stderr)  # not a crash at close
     one_error_line(p.stderr, "file too large")
     assert os.listdir(tmp_path) == []
+
+
+def test_extract_restores_the_garbage_collector(capsys, tmp_path, media):
+    import gc
+
+    assert gc.isenabled()
+    rc, _, err = run(capsys, "extract", media["sample"], tmp_path / "g.h5", "--fields", "block", "-q")
+    assert rc == 0, err
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        rc, _, err = run(capsys, "extract", media["sample"], tmp_path / "h.h5", "--fields", "block", "-q")
+        assert rc == 0, err
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
+    rc, _, _ = run(capsys, "extract", tmp_path / "missing.mp4", tmp_path / "i.h5")
+    assert rc == 2 and gc.isenabled()

@@ -505,3 +505,58 @@ def test_blob_malformed_is_an_error():
     hdr["coded_height"] = h
     with pytest.raises(RuntimeError, match="shape"):
         _core._arrays_from_blob(hdr.tobytes() + taller[_HDR.itemsize:], w, h, crop, ["block"], ALL_BITS)
+
+
+# ---------------------------------------------------------------------- shared (zero-copy) arrays
+
+
+def test_blob_shared_views_equal_copies():
+    """share=True: arrays that need no cropping are read-only views of the blob; values unchanged."""
+    import gc
+
+    w, h = 48, 32
+    for crop in ((0, 0, 0, 0), (0, 4, 0, 0), (2, 4, 2, 4)):  # none, bottom only (rows: contiguous), all sides
+        blob, _ = make_blob(w, h)
+        _, _, copies = _core._arrays_from_blob(blob, w, h, crop, EXPORT_GROUPS, ALL_BITS)
+        _, _, views = _core._arrays_from_blob(blob, w, h, crop, EXPORT_GROUPS, ALL_BITS, share=True)
+        gc.collect()  # the synthetic frame is gone: the views keep its buffer alive
+        assert set(views) == set(copies)
+        for name, c in copies.items():
+            v = views[name]
+            np.testing.assert_array_equal(v, c, err_msg=f"{name} {crop}")
+            assert v.dtype == c.dtype and v.flags.c_contiguous
+            cropped = name.split("/")[0] in ("prediction", "residual", "recon") and (crop[2] or crop[3])
+            if cropped:  # columns cut: a copy, as without share
+                assert v.base is None and v.flags.writeable, name
+            else:
+                assert v.base is not None and not v.flags.writeable, name
+        assert all(c.base is None and c.flags.writeable for c in copies.values())
+
+
+def test_blob_shared_undone_units_are_copies():
+    """Frames with undecoded units are zeroed in copies, never in the shared buffer."""
+    w, h = 48, 32
+    done = np.ones((2, 3), np.uint8)
+    done[0, 1] = 0
+    blob, coded = make_blob(w, h, done=done)
+    _, _, copies = _core._arrays_from_blob(blob, w, h, (0, 0, 0, 0), ["block", "coeffs"], ALL_BITS)
+    _, _, views = _core._arrays_from_blob(blob, w, h, (0, 0, 0, 0), ["block", "coeffs"], ALL_BITS, share=True)
+    for name, c in copies.items():
+        np.testing.assert_array_equal(views[name], c)
+        assert views[name].flags.writeable  # zeroed copy
+    assert not views["block/mv_l0"][0:4, 4:8].any() and coded["block/mv_l0"][0:4, 4:8].any()
+
+
+def test_reader_copy_false_gives_the_same_arrays(videos):
+    with pycodec.open(videos["66x50"], copy=True) as a, pycodec.open(videos["66x50"], copy=False) as b:
+        fa, fb = list(a), list(b)
+    assert len(fa) == len(fb) == N_FRAMES
+    shared = 0
+    for x, y in zip(fa, fb, strict=True):
+        assert x.arrays.keys() == y.arrays.keys()
+        for name, arr in x.arrays.items():
+            np.testing.assert_array_equal(y.arrays[name], arr, err_msg=name)
+            assert arr.flags.writeable
+            shared += y.arrays[name].base is not None
+    assert shared  # block maps at least
+    assert all(not f.arrays["block/qp_y"].flags.writeable for f in fb)

@@ -100,25 +100,26 @@ def test_failure_in_writer_thread_is_the_same_store_error(tmp_path, monkeypatch,
     out = tmp_path / "full.h5"
     frames = list(synthetic_frames(32, 32, n=8, groups="frame,decoded,block", seed=6))
     calls = {"n": 0}
-    real_pack = store._pack_chunk
+    real_write = store._write_direct_chunk
 
-    def full_after_a_while(arr, lzf):
+    def full_after_a_while(*a, **k):
         calls["n"] += 1
         if calls["n"] > 20:
             assert threading.current_thread().name == "pycodec-h5-writer"
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_pack(arr, lzf)
+        return real_write(*a, **k)
 
-    monkeypatch.setattr(store, "_pack_chunk", full_after_a_while)
+    monkeypatch.setattr(store, "_write_direct_chunk", full_after_a_while)
     w = store.PipelinedWriter(store.H5Writer(out, attrs()))
     with pytest.raises(store.StoreError) as info:
         for f in frames:
             w.append(f)
         if where == "close":
             w.close()
-        else:  # the failure surfaces at a later append
-            for f in frames:
-                w.append(f)
+        else:  # the failure surfaces at a later append (frames are handed over in batches)
+            for _ in range(100):
+                for f in frames:
+                    w.append(f)
     msg = str(info.value)
     assert msg.startswith(str(out)) and "no space left on device; free some space" in msg
     assert "\n" not in msg
@@ -180,7 +181,7 @@ def test_cli_disk_full_in_writer_thread(capsys, tmp_path, sample, monkeypatch):
     def full(*a, **k):
         raise OSError(errno.EFBIG, "File too large")
 
-    monkeypatch.setattr(store, "_pack_chunk", full)
+    monkeypatch.setattr(store, "_write_direct_chunk", full)
     rc = cli.main(["extract", str(sample), str(out), "--fields", "block", "--writer-thread", "on"])
     err = capsys.readouterr().err
     assert rc == 2

@@ -58,7 +58,10 @@ def test_round_trip_values_dtypes_chunks(tmp_path, nb_frames):
             d = h[name]
             assert d.dtype == arr.dtype, name
             assert d.shape == (11, *arr.shape), name
-            assert d.chunks == (1, *arr.shape), name  # one frame per chunk
+            # planes one frame per chunk, block maps and extras several
+            k = store.chunk_frames(name, arr.nbytes, nb_frames)
+            assert d.chunks == (k, *arr.shape), name
+            assert (k == 1) == name.startswith(store.PLANE_GROUPS), name
             assert d.maxshape == (None, *arr.shape), name
             assert d.compression == "lzf", name
             got = d[:]
@@ -158,7 +161,7 @@ def test_disk_full_leaves_nothing(tmp_path, monkeypatch, exc, where):
             raise exc
 
         monkeypatch.setattr(h5py.Dataset, "__setitem__", boom)
-        monkeypatch.setattr(store, "_pack_chunk", boom)  # the direct chunk writes (lzf, none)
+        monkeypatch.setattr(store, "_write_direct_chunk", boom)  # the direct chunk writes (lzf, none)
         with pytest.raises(store.StoreError, match="no space left on device; free some space"):
             w.append(frames[1])  # the batch of 2 is flushed here
     else:
@@ -355,7 +358,8 @@ def test_written_arrays_match_frames(tmp_path, compression, skip_zero):
         for i, fr in enumerate(frames):
             for name, arr in fr.arrays.items():
                 d = f[name]
-                assert d.chunks == (1, *arr.shape) and d.dtype == arr.dtype
+                k = store.chunk_frames(name, arr.nbytes, 0)
+                assert d.chunks == (k, *arr.shape) and d.dtype == arr.dtype
                 np.testing.assert_array_equal(d[i], arr)
         if compression == "lzf":
             assert f["block/mv_l0"].compression == "lzf" and f["decoded/y"].compression == "lzf"
