@@ -18,23 +18,12 @@ import av
 import h5py
 import numpy as np
 import pytest
+from test_store import INFO  # the same 64x48 H.264 stream description
 
 import pycodec
 from pycodec import _core, cli, store
 from pycodec.samples import SyntheticFrame, make_talking_sample, synthetic_frames
 
-INFO = {
-    "codec": "h264",
-    "width": 64,
-    "height": 48,
-    "coded_width": 64,
-    "coded_height": 48,
-    "bit_depth": 8,
-    "chroma_format": "420",
-    "frame_rate": (30, 1),
-    "time_base": (1, 15360),
-    "ffmpeg": "5.1.9",
-}
 GROUPS = "frame,decoded,residual,block,h264"
 
 
