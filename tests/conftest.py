@@ -3,6 +3,7 @@ independent PyAV decode (the oracle), and pycodec decodes."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -33,6 +34,42 @@ def import_pycodec():
 @pytest.fixture(scope="session")
 def pycodec():
     return import_pycodec()
+
+
+# ------------------------------------------------------------------- whole-stream comparisons
+
+
+def frame_type(t):
+    return chr(t) if isinstance(t, (int, np.integer)) else str(t)
+
+
+def frames_md5(frames, group="decoded"):
+    h = hashlib.md5()
+    for f in frames:
+        for k in "yuv":
+            h.update(np.ascontiguousarray(f.arrays[f"{group}/{k}"]).tobytes())
+    return h.hexdigest()
+
+
+def assert_export_keeps_output(full, plain):
+    """Frames decoded with every field and with pictures only: same pictures and frame metadata."""
+    assert len(full) == len(plain)
+    assert frames_md5(full) == frames_md5(plain)
+    for a, b in zip(full, plain):
+        assert set(b.arrays) == {"decoded/y", "decoded/u", "decoded/v"}
+        assert (a.poc, a.decode_index, frame_type(a.type), a.key, a.pkt_bytes) == \
+               (b.poc, b.decode_index, frame_type(b.type), b.key, b.pkt_bytes)
+
+
+def assert_runs_identical(a, b, name):
+    """Two independent decodes of stream ``name`` give identical arrays and metadata."""
+    assert len(a) == len(b)
+    for fa, fb in zip(a, b):
+        assert set(fa.arrays) == set(fb.arrays)
+        for k in fa.arrays:
+            assert fa.arrays[k].dtype == fb.arrays[k].dtype
+            assert np.array_equal(fa.arrays[k], fb.arrays[k]), f"{name} frame {fa.index} {k} differs between runs"
+        assert (fa.poc, fa.pts, int(fa.flags)) == (fb.poc, fb.pts, int(fb.flags))
 
 
 # ----------------------------------------------------------------------------------- PyAV oracle

@@ -15,7 +15,7 @@ import h264_bitstream as hb
 import numpy as np
 import pytest
 import streams as S
-from conftest import LOSSLESS, UNSUPPORTED, pyav_decode, pycodec_decode
+from conftest import LOSSLESS, UNSUPPORTED, frame_type, pyav_decode, pycodec_decode
 from test_h264_invariants import (
     MB_DIRECT2,
     MB_INTRA_PCM,
@@ -38,7 +38,6 @@ from test_h264_invariants import (
     _fmt,
     check_decoded,
     expand,
-    frame_type,
     to_blocks,
 )
 

@@ -10,14 +10,25 @@ The ``check_*`` helpers are shared with test_realworld.py.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 
 import h264_bitstream as hb
 import numpy as np
 import pytest
 import streams as S
-from conftest import CORRUPT, INCOMPLETE, LOSSLESS, NO_EXPORT, PCM, UNSUPPORTED, pyav_decode, pycodec_decode
+from conftest import (
+    CORRUPT,
+    INCOMPLETE,
+    LOSSLESS,
+    NO_EXPORT,
+    PCM,
+    UNSUPPORTED,
+    assert_export_keeps_output,
+    assert_runs_identical,
+    frame_type,
+    pyav_decode,
+    pycodec_decode,
+)
 
 # ----------------------------------------------------------------------------------- H.264 math
 
@@ -142,10 +153,6 @@ def plane_shapes(info):
 
 def chroma_qp(qp_y, offset):
     return QPC[np.clip(np.asarray(qp_y, np.int64) + offset, 0, 51)]
-
-
-def frame_type(t):
-    return chr(t) if isinstance(t, (int, np.integer)) else str(t)
 
 
 def _fmt(problems, limit=8):
@@ -491,14 +498,6 @@ def check_flags_clean(fr, label, allowed=0):
     return [f"{label}: unexpected frame flags {int(fr.flags):#x}"] if bad else []
 
 
-def frames_md5(frames, group="decoded"):
-    h = hashlib.md5()
-    for f in frames:
-        for k in "yuv":
-            h.update(np.ascontiguousarray(f.arrays[f"{group}/{k}"]).tobytes())
-    return h.hexdigest()
-
-
 def is_flat(syn):
     sps, pps = syn.first_sps, syn.first_pps
     return not (sps["seq_scaling_nonflat"] or pps["pic_scaling_nonflat"])
@@ -706,25 +705,14 @@ def test_qp_equals_venc_params(store, name):
 def test_output_identical_with_export_on_and_off(store, name):
     _, full = store.decode(name)
     _, plain = store.decode(name, "frame,decoded")
-    assert len(full) == len(plain)
-    assert frames_md5(full) == frames_md5(plain)
-    for a, b in zip(full, plain):
-        assert set(b.arrays) == {"decoded/y", "decoded/u", "decoded/v"}
-        assert (a.poc, a.decode_index, frame_type(a.type), a.key, a.pkt_bytes) == \
-               (b.poc, b.decode_index, frame_type(b.type), b.key, b.pkt_bytes)
+    assert_export_keeps_output(full, plain)
 
 
 @pytest.mark.parametrize("name", ["main_b", "cavlc_8x8", "slices4", "pcm"])
 def test_two_runs_identical(store, name):
     _, a = store.decode(name)
     _, b = pycodec_decode(store.path(name), None)  # a second, independent run
-    assert len(a) == len(b)
-    for fa, fb in zip(a, b):
-        assert set(fa.arrays) == set(fb.arrays)
-        for k in fa.arrays:
-            assert fa.arrays[k].dtype == fb.arrays[k].dtype
-            assert np.array_equal(fa.arrays[k], fb.arrays[k]), f"{name} frame {fa.index} {k} differs between runs"
-        assert (fa.poc, fa.pts, int(fa.flags)) == (fb.poc, fb.pts, int(fb.flags))
+    assert_runs_identical(a, b, name)
 
 
 @pytest.mark.parametrize("name", SUPPORTED)

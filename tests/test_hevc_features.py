@@ -16,7 +16,7 @@ from __future__ import annotations
 import hevc_streams as H
 import numpy as np
 import pytest
-from conftest import LOSSLESS
+from conftest import LOSSLESS, frame_type
 from test_hevc_invariants import (
     CU_BYPASS,
     CU_LOG2,
@@ -46,7 +46,6 @@ from test_hevc_invariants import (
     coded_canvas,
     cu_rows,
     fmt,
-    frame_type,
     label,
     paint_cus,
     tu_rows,

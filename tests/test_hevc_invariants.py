@@ -11,14 +11,24 @@ The helpers (transforms, CU/TU maps, chroma QP) are shared with test_hevc_featur
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 
 import hevc_bitstream as hb
 import hevc_streams as H
 import numpy as np
 import pytest
-from conftest import CORRUPT, INCOMPLETE, LOSSLESS, NO_EXPORT, PCM, UNSUPPORTED, pycodec_decode
+from conftest import (
+    CORRUPT,
+    INCOMPLETE,
+    LOSSLESS,
+    NO_EXPORT,
+    PCM,
+    UNSUPPORTED,
+    assert_export_keeps_output,
+    assert_runs_identical,
+    frame_type,
+    pycodec_decode,
+)
 
 # ----------------------------------------------------------------------------------- enums
 
@@ -92,10 +102,6 @@ def chroma_qp(qp_y, offset, qp_bd_offset):
 
 
 # ----------------------------------------------------------------------------------- export access
-
-
-def frame_type(t):
-    return chr(t) if isinstance(t, (int, np.integer)) else str(t)
 
 
 def label(name, fr):
@@ -412,14 +418,6 @@ def check_flags(fr, lab, allowed=0):
     return [f"{lab}: unexpected frame flags {int(fr.flags):#x}"] if bad else []
 
 
-def frames_md5(frames, group="decoded"):
-    h = hashlib.md5()
-    for f in frames:
-        for k in "yuv":
-            h.update(np.ascontiguousarray(f.arrays[f"{group}/{k}"]).tobytes())
-    return h.hexdigest()
-
-
 # ----------------------------------------------------------------------------------- self-tests
 
 
@@ -592,25 +590,14 @@ def test_recon_differs_from_decoded_with_loop_filter(hevc_store, name):
 def test_output_identical_with_export_on_and_off(hevc_store, name):
     _, full = hevc_store.decode(name)
     _, plain = hevc_store.decode(name, "decoded")
-    assert len(full) == len(plain)
-    assert frames_md5(full) == frames_md5(plain)
-    for a, b in zip(full, plain):
-        assert set(b.arrays) == {"decoded/y", "decoded/u", "decoded/v"}
-        assert (a.poc, a.decode_index, frame_type(a.type), a.key, a.pkt_bytes) == \
-               (b.poc, b.decode_index, frame_type(b.type), b.key, b.pkt_bytes)
+    assert_export_keeps_output(full, plain)
 
 
 @pytest.mark.parametrize("name", ["ipb", "wpp", "slices4", "main10"])
 def test_two_runs_identical(hevc_store, name):
     _, a = hevc_store.decode(name)
     _, b = pycodec_decode(hevc_store.path(name), None)  # a second, independent run
-    assert len(a) == len(b)
-    for fa, fb in zip(a, b):
-        assert set(fa.arrays) == set(fb.arrays)
-        for k in fa.arrays:
-            assert fa.arrays[k].dtype == fb.arrays[k].dtype
-            assert np.array_equal(fa.arrays[k], fb.arrays[k]), f"{name} frame {fa.index} {k} differs between runs"
-        assert (fa.poc, fa.pts, int(fa.flags)) == (fb.poc, fb.pts, int(fb.flags))
+    assert_runs_identical(a, b, name)
 
 
 @pytest.mark.parametrize("name", NAMES)

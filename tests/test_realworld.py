@@ -16,7 +16,7 @@ from pathlib import Path
 import h264_bitstream as hb
 import numpy as np
 import pytest
-from conftest import ROOT, pyav_frames, pycodec_decode
+from conftest import ROOT, frames_md5, pyav_frames, pycodec_decode
 from test_h264_features import check_block_maps
 from test_h264_invariants import (
     _fmt,
@@ -31,7 +31,6 @@ from test_h264_invariants import (
     check_qp,
     check_qp_chroma,
     check_recon,
-    frames_md5,
     is_flat,
 )
 
