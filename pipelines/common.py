@@ -130,10 +130,6 @@ def run_step(name: str, status_path: str, body: Callable[[], dict[str, Any]], co
     return 0
 
 
-def add_common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
 def progress(total: int | None, desc: str, quiet: bool = False, unit: str = "frame") -> Any:
     """A tqdm bar on stderr (hidden when stderr is not a terminal, or with --quiet)."""
     from tqdm import tqdm

@@ -29,12 +29,11 @@ def _read(path: str) -> dict[str, Any] | None:
         return None
 
 
-def gather(out: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(manifest rows, failure rows, per-video rows) from OUT's sources, configs and statuses."""
+def gather(out: str, settings: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(manifest rows, failure rows, per-video rows) from OUT's sources, split config and statuses."""
     with open(os.path.join(out, "sources.tsv")) as f:
         next(f)
         sources = [line.rstrip("\n").split("\t") for line in f if line.strip()]
-    settings = read_json(os.path.join(out, "config", "encode.json"))["settings"]
     fractions = tuple(read_json(os.path.join(out, "config", "split.json"))["fractions"])
     rows, failures, videos = [], [], []
     for _, vid, identity, src in sources:
@@ -97,8 +96,8 @@ def summary(rows: list[dict[str, Any]], failures: list[dict[str, Any]], videos: 
 
 
 def write(out: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    rows, failures, videos = gather(out)
     settings = read_json(os.path.join(out, "config", "encode.json"))["settings"]
+    rows, failures, videos = gather(out, settings)
     for split in ("train", "val", "test"):
         os.makedirs(os.path.join(out, "splits"), exist_ok=True)
         write_if_changed(os.path.join(out, "splits", split + ".txt"),

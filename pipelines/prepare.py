@@ -66,15 +66,16 @@ def _frames(src: str, limit: int | None = None) -> Any:
         c.close()
 
 
-def _fps(src: str) -> Fraction:
-    c = _open(src)
-    try:
+def _probe(src: str) -> Fraction:
+    """The frame rate of ``src``; fails fast (before the slow passes) without a rate or an audio stream."""
+    with _open(src) as c:
         st = c.streams.video[0]
         rate = st.average_rate or st.guessed_rate or st.base_rate
-    finally:
-        c.close()
+        has_audio = bool(c.streams.audio)
     if not rate or rate <= 0:
         raise StepFailure("unreadable", f"{src}: the frame rate is unknown")
+    if not has_audio:
+        raise StepFailure("no-audio", f"{src}: has no audio stream (the speech branch needs one)")
     return Fraction(rate).limit_denominator(1001)
 
 
@@ -84,10 +85,7 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
     """Run step 1 (module docstring); return the facts recorded in ``prep.json``."""
     import av
 
-    fps = _fps(src)
-    with _open(src) as c:  # fail fast, before the slow passes
-        if not c.streams.audio:
-            raise StepFailure("no-audio", f"{src}: has no audio stream (the speech branch needs one)")
+    fps = _probe(src)
     # pass 1: frame times and face detections on a downscaled grey picture
     times: list[float] = []
     dets: list[np.ndarray] = []
@@ -122,9 +120,7 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
     if n < min_frames:
         raise StepFailure("too-short", f"{src}: {n} frames, fewer than the {min_frames} required (--min-frames)")
     x = audio.read_audio(src, start=times[0])
-    if x is None:
-        raise StepFailure("no-audio", f"{src}: has no audio stream (the speech branch needs one)")
-    if len(x) == 0:
+    if x is None or len(x) == 0:
         raise StepFailure("no-audio", f"{src}: the audio stream decodes to nothing")
     lap("audio")
     face_box, crop_box = face.track(dets, float(fps), settings, np.array(attempted))
