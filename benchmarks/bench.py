@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,26 +78,17 @@ def pycodec_decode(path: Path, fields: str, copy: bool = True) -> int:
         return sum(1 for _ in reader)
 
 
-def extract(path: Path, out: Path, fields: str, compression: str = "lzf", writer_thread: str = "off") -> int:
-    """``pycodec extract`` through the CLI entry point."""
+ONE_THREAD = ("--writer-thread", "off", "--decode-ahead", "0")
+
+
+def extract(path: Path, out: Path, fields: str, compression: str = "lzf", threads: Sequence[str] = ONE_THREAD) -> int:
+    """``pycodec extract`` through the CLI entry point (``threads``: its thread options; () the defaults)."""
     rc = cli.main(
-        [
-            "extract",
-            str(path),
-            str(out),
-            "--fields",
-            fields,
-            "--compression",
-            compression,
-            "--writer-thread",
-            writer_thread,
-            "--quiet",
-        ]
+        ["extract", str(path), str(out), "--fields", fields, "--compression", compression, "--quiet", *threads]
     )
     if rc:
         raise SystemExit(f"bench: extract failed with exit code {rc}")
-    with h5py.File(out) as h:
-        return int(h["frame/pts"].shape[0])
+    return 0  # frames: counted in the file after the timed runs (opening it is not part of extract)
 
 
 def pyav_decode(path: Path) -> int:
@@ -247,6 +238,7 @@ def bench_stream(s: Stream, folder: Path, repeat: int, cpu2: set[int] | None) ->
     out_a = folder / f"{s.name}.all.h5"
     out_b2 = folder / f"{s.name}.block-2cores.h5"
     out_a2 = folder / f"{s.name}.all-2cores.h5"
+    out_w2 = folder / f"{s.name}.block-writer.h5"
     methods = [
         Method(
             "plain decode: `pycodec.open(fields='frame')` (export off, no arrays)",
@@ -282,15 +274,22 @@ def bench_stream(s: Stream, folder: Path, repeat: int, cpu2: set[int] | None) ->
     if cpu2:
         methods += [
             Method(
-                "`pycodec extract --fields block,frame` to HDF5, writer thread (2 cores)",
-                lambda: extract(path, out_b2, "block,frame", writer_thread="on"),
+                "`pycodec extract --fields block,frame` to HDF5, 2 cores (defaults: decoder ahead in its thread)",
+                lambda: extract(path, out_b2, "block,frame", threads=()),
                 out_b2,
                 cpus=cpu2,
             ),
             Method(
-                "`pycodec extract` (all fields) to HDF5, writer thread (2 cores)",
-                lambda: extract(path, out_a2, "all", writer_thread="on"),
+                "`pycodec extract` (all fields) to HDF5, 2 cores (defaults: decoder ahead in its thread)",
+                lambda: extract(path, out_a2, "all", threads=()),
                 out_a2,
+                cpus=cpu2,
+            ),
+            Method(
+                "`pycodec extract --fields block,frame --decode-ahead 0 --writer-thread on` (informative, 2 cores: "
+                "a writer thread instead)",
+                lambda: extract(path, out_w2, "block,frame", threads=("--decode-ahead", "0", "--writer-thread", "on")),
+                out_w2,
                 cpus=cpu2,
             ),
         ]
@@ -313,6 +312,10 @@ def bench_stream(s: Stream, folder: Path, repeat: int, cpu2: set[int] | None) ->
             finally:
                 if m.cpus and one is not None:
                     os.sched_setaffinity(0, one)
+    for i, m in enumerate(methods):
+        if m.out is not None:
+            with h5py.File(m.out) as f:
+                frames[i] = int(f["frame/pts"].shape[0])
     rows = [
         Row(m.label, sec, n, m.out.stat().st_size if m.out else None, m.note)
         for m, sec, n in zip(methods, best, frames, strict=True)
@@ -400,7 +403,7 @@ def report(
             )
         mem = find(rows, "decode + export of block")
         block = find(rows, "`pycodec extract --fields block,frame` to HDF5 (1 core)")
-        block2 = find(rows, "`pycodec extract --fields block,frame` to HDF5, writer thread")
+        block2 = find(rows, "`pycodec extract --fields block,frame` to HDF5, 2 cores")
         mem_all = find(rows, "decode + export of all")
         allf = find(rows, "`pycodec extract` (all fields) to HDF5 (1 core)")
         assert mem and block and mem_all and allf
@@ -413,7 +416,8 @@ def report(
             f"* the same written to HDF5 (`extract --fields block,frame`), 1 core: "
             f"**{block.seconds / plain:.2f}x, {verdict(block.seconds / plain)}**"
             + (
-                f"; 2 cores (writer thread): **{block2.seconds / plain:.2f}x, "
+                f"; 2 cores (`extract`'s defaults there: the decoder runs ahead in a thread of its own): "
+                f"**{block2.seconds / plain:.2f}x, "
                 f"{verdict(block2.seconds / plain)}**"
                 if block2
                 else ""
@@ -465,22 +469,23 @@ def report(
             "frames per chunk (about 128 KiB; see docs/schema.md, Storage). Each frame's arrays are LZF-compressed "
             "as they arrive (pycodec's own row-aware LZF, one C++ call per frame for all datasets, GIL released) "
             "and each full chunk costs one HDF5 direct chunk write: at 256x256 that is ~1 chunk write per frame "
-            "instead of 16. What remains on one core is the LZF compression of the ~110 KB of block maps per "
-            "frame (~25 us at 256x256, ~270 us for ~1.6 MB at 720p) and the fixed cost of creating and closing "
-            "the file (~2-3 ms): with a plain decode at ~0.17 ms per frame (256x256), one core stays well above "
-            "1.3x. With a second CPU (`--writer-thread`, default on when more than one CPU is available) the file "
-            "is created, and the frames compressed and written, by a background thread fed in batches while the "
-            "main thread decodes; the file is byte-identical."
+            "instead of 16. What remains on one core is the LZF compression of the ~115 KB of block maps per "
+            "frame (~25 us at 256x256, ~270 us for ~1.6 MB at 720p), the chunk writes and the fixed cost of "
+            "creating and closing the file (~5 ms, 0.1x of this 300-frame file's decode): with a plain decode at "
+            "~0.17 ms per frame (256x256), one core stays near 1.5x."
         ),
         (
-            "* What the 2-core rows pay on top of the in-memory export read as views: handing frames to the "
-            "writer thread (~2 ms per 300 frames at 256x256 even with a writer that does nothing: thread "
-            "wake-ups, export buffers in flight), the GIL while the thread creates the file and runs h5py, "
-            "and closing the file (~1.2 ms) after the last frame. This machine is a 2-vCPU virtual machine "
-            "shared with other jobs: the two CPUs are not independent (memory-heavy work on one slows "
-            "decoding on the other) and any other job on the second CPU shows up in these rows, which vary "
-            "by a few hundredths from run to run. Before each run, outputs are deleted and written data is "
-            "flushed to disk (untimed)."
+            "* With a second CPU (`extract`'s default when it has one) the decoder runs ahead in a thread of its "
+            "own (`--decode-ahead`, C++, without the GIL; still one decoding thread per file, in order, so the "
+            "frames and the file are byte-identical): the main thread turns frames into arrays, compresses and "
+            "writes them meanwhile. The wall time is then about the decoding thread's: plain decode plus the "
+            "export (the in-memory *copy=False* row), plus creating the file and writing the last chunks. The "
+            "older alternative, a Python writer thread (`--writer-thread on`, the informative row; on by default "
+            "from 3 CPUs), leaves more on the decoding thread: building each frame's arrays and handing it over "
+            "(which also needs the GIL the writer thread holds while it runs h5py). This machine is a 2-vCPU "
+            "virtual machine "
+            "shared with other jobs: rows vary by a few hundredths from run to run. Before each run, outputs are "
+            "deleted and written data is flushed to disk (untimed)."
         ),
     ]
     if mvx_note:

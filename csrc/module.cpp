@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "chunks.h"
+#include "decode_ahead.h"
 #include "decoder.h"
 #include "errors.h"
 #include "ffmpeg.h"
@@ -54,11 +55,13 @@ uint32_t group_mask(const std::optional<std::vector<std::string>>& groups, bool 
 class PyDecoder {
 public:
     PyDecoder(const std::string& path, uint32_t export_flags, bool want_decoded,
-              const std::optional<std::vector<std::string>>& groups, bool header, bool share) {
+              const std::optional<std::vector<std::string>>& groups, bool header, bool share,
+              size_t ahead) {
         const uint32_t mask = group_mask(groups, want_decoded);  // validates the names first
         {
             py::gil_scoped_release release;
             dec_ = std::make_unique<Decoder>(path, export_flags, header);
+            if (ahead) ahead_ = std::make_unique<DecodeAhead>(*dec_, ahead);
         }
         const int codec =
             dec_->codec().id == AV_CODEC_ID_HEVC ? AV_CI_CODEC_HEVC : AV_CI_CODEC_H264;
@@ -73,27 +76,16 @@ public:
     py::object read() {
         std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
         bool got;
+        DecodeAhead::Item item;
         {
             py::gil_scoped_release release;
             lock.lock();
-            got = dec_ && dec_->next();
+            got = ahead_ ? ahead_->pop(item) : dec_ && dec_->next();
         }
         if (!got) return py::none();
-        const AVFrame& f = dec_->frame();
-        py::dict arrays;
-        BlobMeta meta;
-        const uint32_t flags = dec_->frame_error_flags() | arrays_->convert(f, arrays, meta);
-        py::dict out;
-        out[keys_[0]] = dec_->pts() == AV_NOPTS_VALUE ? py::object(py::none())
-                                                      : py::object(py::int_(dec_->pts()));
-        out[keys_[1]] = meta.present ? int64_t{meta.decode_index} : dec_->packet_index();
-        out[keys_[2]] = f.pkt_size;
-        out[keys_[3]] = py::bool_(f.key_frame != 0);
-        out[keys_[4]] = type_name(meta.present ? meta.slice_type : f.pict_type);
-        out[keys_[5]] = meta.present ? meta.poc : -1;
-        out[keys_[6]] = flags;
-        out[keys_[7]] = std::move(arrays);
-        return std::move(out);
+        if (ahead_) return frame_dict(*item.frame, item.pts, item.packet, item.errors);
+        return frame_dict(dec_->frame(), dec_->pts(), dec_->packet_index(),
+                          dec_->frame_error_flags());
     }
 
     // Decodes the next frame without building arrays; false at the end.
@@ -101,6 +93,10 @@ public:
         std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
         py::gil_scoped_release release;
         lock.lock();
+        if (ahead_) {
+            DecodeAhead::Item item;
+            return ahead_->pop(item);
+        }
         return dec_ && dec_->next();
     }
 
@@ -108,15 +104,37 @@ public:
         std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
         py::gil_scoped_release release;
         lock.lock();
+        ahead_.reset();  // stops its thread before the decoder goes
         dec_.reset();
     }
 
     const py::dict& info() const { return info_; }
     uint32_t export_flags() const { return dec_ ? dec_->export_flags() : 0; }
-    std::string last_error() const { return dec_ ? dec_->last_error() : std::string(); }
+    std::string last_error() const {
+        if (ahead_) return ahead_->last_error();
+        return dec_ ? dec_->last_error() : std::string();
+    }
+    bool ahead() const { return ahead_ != nullptr; }
     bool closed() const { return !dec_; }
 
 private:
+    // The dict read() returns for a decoded frame.
+    py::dict frame_dict(const AVFrame& f, int64_t pts, int64_t packet, uint32_t errors) {
+        py::dict arrays;
+        BlobMeta meta;
+        const uint32_t flags = errors | arrays_->convert(f, arrays, meta);
+        py::dict out;
+        out[keys_[0]] = pts == AV_NOPTS_VALUE ? py::object(py::none()) : py::object(py::int_(pts));
+        out[keys_[1]] = meta.present ? int64_t{meta.decode_index} : packet;
+        out[keys_[2]] = f.pkt_size;
+        out[keys_[3]] = py::bool_(f.key_frame != 0);
+        out[keys_[4]] = type_name(meta.present ? meta.slice_type : f.pict_type);
+        out[keys_[5]] = meta.present ? meta.poc : -1;
+        out[keys_[6]] = flags;
+        out[keys_[7]] = std::move(arrays);
+        return out;
+    }
+
     static py::dict make_info(const StreamInfo& s) {
         py::dict d;
         d["codec"] = s.codec;
@@ -140,6 +158,7 @@ private:
 
     std::mutex mu_;
     std::unique_ptr<Decoder> dec_;
+    std::unique_ptr<DecodeAhead> ahead_;  // after dec_: destroyed (its thread stopped) first
     std::unique_ptr<FrameArrays> arrays_;
     std::vector<py::object> keys_;
     py::dict info_;
@@ -195,14 +214,16 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<PyDecoder>(m, "Decoder")
         .def(py::init<const std::string&, uint32_t, bool,
-                      const std::optional<std::vector<std::string>>&, bool, bool>(),
+                      const std::optional<std::vector<std::string>>&, bool, bool, size_t>(),
              py::arg("path"), py::arg("export_flags") = 0, py::arg("want_decoded") = true,
              py::arg("groups") = py::none(), py::arg("header") = true, py::arg("share") = false,
+             py::arg("ahead") = 0,
              "Open path; export_flags: EXPORT_* bits; groups: field groups to return "
              "(None: all); header: ask the decoder for POC/type/decode index even when "
              "exporting nothing (False: stock decoding); share: return exported arrays "
              "that need no cropping as read-only views of the frame's export buffer "
-             "(kept alive by them) instead of copies.")
+             "(kept alive by them) instead of copies; ahead: decode up to that many frames "
+             "ahead in a thread of its own, without the GIL (0: decode in read()).")
         .def("read", &PyDecoder::read, "Next frame in display order as a dict, None at the end.")
         .def("skip", &PyDecoder::skip, "Decode the next frame without returning it.")
         .def("close", &PyDecoder::close, "Free the decoder; read() then returns None.")
@@ -210,7 +231,9 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("export_flags", &PyDecoder::export_flags)
         .def_property_readonly("last_error", &PyDecoder::last_error,
                                "The latest FFmpeg error message ('' if none).")
-        .def_property_readonly("closed", &PyDecoder::closed);
+        .def_property_readonly("closed", &PyDecoder::closed)
+        .def_property_readonly("ahead", &PyDecoder::ahead,
+                               "Whether frames are decoded ahead in a thread.");
 
     m.def("ffmpeg_version", [] { return std::string(av_version_info()); },
           "Version of the (patched) FFmpeg linked into the module.");

@@ -95,7 +95,7 @@ def build_shard(work: str, out: str, s: EncodeSetting, fields: str, quiet: bool 
     if enc["frames"] != n:
         raise RuntimeError(f"{mp4}: encoded {enc['frames']} frames, the crop has {n}")
     with atomic_path(out, ".h5") as tmp:
-        argv = ["extract", mp4, tmp, "--quiet", "--writer-thread", "off"]
+        argv = ["extract", mp4, tmp, "--quiet", "--writer-thread", "off", "--decode-ahead", "0"]  # parallel: make -j
         if fields != "all":
             argv += ["--fields", fields]
         err = io.StringIO()

@@ -63,7 +63,8 @@ def _input_error(path: str, exc: BaseException) -> InputError:
     return InputError(f"{path}: {what}")
 
 
-def _open_core(path: str, export_flags: int, want_decoded: bool, groups: list[str], share: bool = False) -> Any:
+def _open_core(path: str, export_flags: int, want_decoded: bool, groups: list[str], share: bool = False,
+               ahead: int = 0) -> Any:
     """Open a ``_core.Decoder``, turning input problems into InputError."""
     if os.path.isdir(path):
         raise InputError(f"{path}: is a directory; pass a video file")
@@ -73,7 +74,7 @@ def _open_core(path: str, export_flags: int, want_decoded: bool, groups: list[st
     except OSError as exc:
         raise _input_error(path, exc) from None
     try:
-        return _core.Decoder(path, export_flags, want_decoded, groups, True, share)
+        return _core.Decoder(path, export_flags, want_decoded, groups, True, share, ahead)
     except (OSError, ValueError) as exc:
         raise _input_error(path, exc) from None
 
@@ -100,14 +101,16 @@ class VideoReader:
     """Iterator of :class:`Frame` in display order; a context manager that closes the decoder."""
 
     def __init__(self, path: PathLike, fields: str | Iterable[str] | None = None, frames: FramesArg = None,
-                 copy: bool = True) -> None:
+                 copy: bool = True, ahead: int = 0) -> None:
         self.path = os.fspath(path)
         self.copy = copy
+        if int(ahead) < 0:
+            raise ValueError(f"ahead={ahead!r}: give a number of frames >= 0")
         self.fields: tuple[str, ...] = parse_fields(fields)
         self._start, self._stop, self._step = _frame_range(frames)
         self.export_flags = export_bits(self.fields)
         self._dec: Any = _open_core(self.path, self.export_flags, "decoded" in self.fields, list(self.fields),
-                                    share=not copy)
+                                    share=not copy, ahead=int(ahead))
         self.info: dict[str, Any] = {**self._dec.info, "source": self.path}
         codec = str(self.info.get("codec", ""))
         if fields is not None and fields != "all":
@@ -171,15 +174,21 @@ class VideoReader:
 
 
 def open(path: PathLike, fields: str | Iterable[str] | None = None, frames: FramesArg = None,
-         copy: bool = True) -> VideoReader:
+         copy: bool = True, ahead: int = 0) -> VideoReader:
     """Open ``path`` for reading ``fields`` (groups; None = all) of the ``frames`` (display indices).
 
     ``copy=False``: exported arrays that the decoder laid out as returned (block maps, codec extras,
     uncropped planes) are read-only views of the frame's export buffer instead of copies (faster,
     which ``pycodec extract`` uses). Any such array keeps that whole buffer (every exported field of
     its frame) alive, so keep copies, not views, of what you hold on to across many frames.
+
+    ``ahead``: decode up to that many frames ahead of the caller in a thread of pycodec's own (C++,
+    without the GIL), so that decoding runs on a second CPU while the caller works on the frames
+    (``pycodec extract`` compresses and writes them). The file is still decoded by one thread, in
+    order: the frames are the same. Up to ``ahead`` decoded frames (and their exported data) wait
+    in memory. 0: decode in the caller's thread.
     """
-    return VideoReader(path, fields=fields, frames=frames, copy=copy)
+    return VideoReader(path, fields=fields, frames=frames, copy=copy, ahead=ahead)
 
 
 def info(path: PathLike) -> dict[str, Any]:

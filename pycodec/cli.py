@@ -114,11 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset compression (default lzf)",
     )
     e.add_argument(
+        "--decode-ahead",
+        default="auto",
+        metavar="N|auto",
+        help="decode up to N frames ahead in a second thread while this one compresses and writes "
+        f"(default auto: {AHEAD_BLOCKS} when no picture planes are extracted, else {AHEAD_PLANES}; 0 when "
+        "one CPU is available); 0: off",
+    )
+    e.add_argument(
         "--writer-thread",
         choices=("auto", "on", "off"),
         default="auto",
-        help="compress and write in a background thread while decoding (default auto: on when more "
-        "than one CPU is available)",
+        help="compress and write in a background thread (default auto: on when at least 3 CPUs are "
+        "available, so that decoding, reading and writing each get one)",
     )
     e.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
     e.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
@@ -236,20 +244,48 @@ def _expected_frames(info: dict[str, Any], frames: slice | None) -> int | None:
     return (b - a) if b is not None else None
 
 
+AHEAD_BLOCKS = 32  # frames decoded ahead when only block maps and small arrays are extracted
+AHEAD_PLANES = 4  # ... and with picture planes (megabytes per frame wait in memory)
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _use_writer_thread(choice: str) -> bool:
-    """Whether extract writes through a background thread (``--writer-thread``)."""
+    """Whether extract writes through a background thread (``--writer-thread``): with auto, when
+    there are CPUs enough for it besides the decoding thread and the main one."""
     if choice != "auto":
         return choice == "on"
-    try:
-        return len(os.sched_getaffinity(0)) > 1
-    except (AttributeError, OSError):
-        return (os.cpu_count() or 1) > 1
+    return _cpus() >= 3
+
+
+def _decode_ahead(choice: str, fields: Sequence[str]) -> int:
+    """Frames the decoder decodes ahead in its own thread (``--decode-ahead``; 0: none)."""
+    if choice.strip().lower() != "auto":
+        try:
+            n = int(choice)
+        except ValueError:
+            n = -1
+        if n < 0:
+            raise CliError(f"--decode-ahead {choice}: expected a number of frames >= 0 or auto; e.g. --decode-ahead 8")
+        return n
+    if _cpus() < 2:
+        return 0
+    return AHEAD_PLANES if set(fields) & set(store.PLANE_GROUPS) else AHEAD_BLOCKS
 
 
 def cmd_extract(a: argparse.Namespace) -> int:
     """``pycodec extract IN OUT.h5``."""
     fields = parse_fields(a.fields)
     frames = parse_frames(a.frames)
+    # With a second CPU the decoder runs ahead in a thread of its own (C++, no GIL): this thread
+    # turns the frames into arrays, compresses and writes them meanwhile.
+    ahead = _decode_ahead(a.decode_ahead, fields)
     src, out = a.input, a.output
     if os.path.lexists(out) and not a.overwrite:
         raise CliError(f"{out}: already exists; pass --overwrite to replace it")
@@ -272,7 +308,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
     # copies or writes each frame's arrays before they are dropped, so few buffers are alive).
     with (
         store.PipelinedWriter(writer, on_frame=stats.add) if thread else writer as w,
-        pycodec.open(src, fields=fields if explicit else None, frames=frames, copy=False) as reader,
+        pycodec.open(src, fields=fields if explicit else None, frames=frames, copy=False, ahead=ahead) as reader,
     ):
         info = dict(getattr(reader, "info", None) or pycodec.info(src))
         codec = str(info.get("codec", "?"))

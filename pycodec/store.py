@@ -685,7 +685,7 @@ class PipelinedWriter:
     def __init__(
         self,
         writer: H5Writer,
-        depth: int = 32,
+        depth: int = 256,
         max_bytes: int = 64 << 20,
         hand_bytes: int = 1 << 20,
         on_frame: Callable[[Any], None] | None = None,

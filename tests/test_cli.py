@@ -116,6 +116,8 @@ def test_parse_fields():
         (["extract", "a.mp4", "b.h5", "--frames", "9:1"], "--frames"),
         (["extract", "a.mp4", "b.h5", "--fields", "blocks"], "unknown group 'blocks'"),
         (["extract", "a.mp4", "b.h5", "--compression", "zstd"], "invalid choice"),
+        (["extract", "a.mp4", "b.h5", "--decode-ahead", "-1"], "--decode-ahead -1: expected a number"),
+        (["extract", "a.mp4", "b.h5", "--decode-ahead", "lots"], "--decode-ahead lots: expected a number"),
         (["show", "x.h5", "--frame", "one", "-o", "x.png"], "invalid int"),
     ],
 )
@@ -314,7 +316,7 @@ def fake(monkeypatch, tmp_path, codec="h264", **kw) -> Path:
         "ffmpeg": "x",
     }
     monkeypatch.setattr(pycodec, "info", lambda p: dict(info, source=str(p)))
-    monkeypatch.setattr(pycodec, "open", lambda p, fields=None, frames=None, copy=True: FakeReader(7, **kw))
+    monkeypatch.setattr(pycodec, "open", lambda p, fields=None, frames=None, copy=True, ahead=0: FakeReader(7, **kw))
     (tmp_path / "out").mkdir()
     return src
 
@@ -355,7 +357,7 @@ def test_interrupt_leaves_nothing(capsys, tmp_path, monkeypatch):
             yield self.frames[0]
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(pycodec, "open", lambda p, fields=None, frames=None, copy=True: Interrupted(3))
+    monkeypatch.setattr(pycodec, "open", lambda p, fields=None, frames=None, copy=True, ahead=0: Interrupted(3))
     rc, _, err = run(capsys, "extract", src, tmp_path / "out" / "o.h5")
     assert rc == 130 and "interrupted" in err
     assert os.listdir(tmp_path / "out") == []

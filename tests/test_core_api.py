@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 import textwrap
@@ -560,3 +561,73 @@ def test_reader_copy_false_gives_the_same_arrays(videos):
             shared += y.arrays[name].base is not None
     assert shared  # block maps at least
     assert all(not f.arrays["block/qp_y"].flags.writeable for f in fb)
+
+
+def _frames_as_tuples(reader) -> list[tuple]:
+    """Every frame's metadata and the bytes of its arrays (order included)."""
+    return [
+        (f.index, f.decode_index, f.pts, f.poc, f.type, f.key, f.pkt_bytes, int(f.flags),
+         [(k, a.dtype.str, a.shape, a.tobytes()) for k, a in f.arrays.items()])
+        for f in reader
+    ]
+
+
+@pytest.mark.parametrize("frames", [None, slice(3, 20, 2), slice(25, None)])
+def test_decode_ahead_gives_the_same_frames(videos, frames):
+    """Decoding ahead in a thread changes who calls the decoder, not what it gives."""
+    with pycodec.open(videos["long"], frames=frames) as r:
+        want = _frames_as_tuples(r)
+    assert want
+    for ahead, copy in ((1, True), (3, False), (64, True)):
+        with pycodec.open(videos["long"], frames=frames, copy=copy, ahead=ahead) as r:
+            assert r._dec.ahead
+            assert _frames_as_tuples(r) == want, (ahead, copy)
+
+
+def test_decode_ahead_keeps_corruption_flags(tmp_path, videos):
+    """Garbage over one packet: the same frames, flags and last error with and without the thread."""
+    data = bytearray(videos["long"].read_bytes())
+    with av.open(str(videos["long"])) as c:
+        pos, size = [(p.pos, p.size) for p in c.demux(video=0) if p.size][15]
+    data[pos:pos + size] = np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8).tobytes()
+    p = tmp_path / "garbage.mp4"
+    p.write_bytes(bytes(data))
+    results = []
+    for ahead in (0, 4):
+        dec = _core.Decoder(str(p), 0, True, ["frame", "decoded"], True, False, ahead)
+        frames = []
+        while (d := dec.read()) is not None:
+            frames.append((d["decode_index"], d["flags"], d["arrays"]["decoded/y"].tobytes()))
+        results.append((frames, re.sub(r" @ 0x[0-9a-f]+", "", dec.last_error)))  # minus the address
+        dec.close()
+    assert results[0] == results[1]
+    assert [i for i, flags, _ in results[0][0] if flags & pycodec.FrameFlag.CORRUPT] == [16]
+    assert results[0][1]  # FFmpeg's message for the damaged picture
+
+
+def test_decode_ahead_stops_cleanly(videos):
+    """Closing (or dropping) a reader whose thread waits for room in a full queue returns at once."""
+    import gc
+    import time
+
+    for close in (True, False):
+        r = pycodec.open(videos["long"], fields="frame,block", ahead=2)
+        assert next(r).index == 0
+        time.sleep(0.05)  # the thread has filled the queue and waits
+        t = time.perf_counter()
+        if close:
+            r.close()
+            assert r.closed and next(r, None) is None
+        else:
+            del r
+            gc.collect()
+        assert time.perf_counter() - t < 5
+    dec = _core.Decoder(str(videos["long"]), 0, True, ["frame"], True, False, 3)
+    assert dec.skip() and dec.read()["decode_index"] >= 0
+    dec.close()
+    assert dec.read() is None and not dec.skip()
+
+
+def test_decode_ahead_rejects_negative_counts(videos):
+    with pytest.raises(ValueError, match="ahead=-1"):
+        pycodec.open(videos["long"], ahead=-1)

@@ -163,26 +163,32 @@ def sample(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("fields", ["block,frame", "all"])
-def test_cli_writer_thread_on_and_off_give_the_same_datasets(tmp_path, sample, fields):
+def test_cli_threads_give_the_same_datasets(tmp_path, sample, fields):
+    """Writer thread on or off, decoder ahead in its thread or not: the same datasets (and bytes)."""
     outs = {}
-    for mode in ("off", "on"):
-        outs[mode] = tmp_path / f"{mode}.h5"
-        argv = ["extract", str(sample), str(outs[mode]), "--fields", fields, "--writer-thread", mode, "-q"]
-        assert cli.main(argv) == 0
-    da, db = datasets(outs["off"]), datasets(outs["on"])
-    assert da.keys() == db.keys() and "block/mv_l0" in da
-    for k in da:
-        np.testing.assert_array_equal(da[k], db[k], err_msg=k)
+    for mode, ahead in (("off", "0"), ("on", "0"), ("off", "2"), ("on", "5")):
+        out = outs[mode, ahead] = tmp_path / f"{mode}{ahead}.h5"
+        argv = ["extract", str(sample), str(out), "--fields", fields, "-q"]
+        assert cli.main(argv + ["--writer-thread", mode, "--decode-ahead", ahead]) == 0
+    ref = datasets(outs["off", "0"])
+    assert "block/mv_l0" in ref
+    for key, out in outs.items():
+        got = datasets(out)
+        assert got.keys() == ref.keys(), key
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{k} {key}")
+        assert out.read_bytes() == outs["off", "0"].read_bytes(), key
 
 
-def test_cli_disk_full_in_writer_thread(capsys, tmp_path, sample, monkeypatch):
+@pytest.mark.parametrize("threads", [["--writer-thread", "on"], ["--writer-thread", "off", "--decode-ahead", "4"]])
+def test_cli_disk_full_with_threads(capsys, tmp_path, sample, monkeypatch, threads):
     out = tmp_path / "o.h5"
 
     def full(*a, **k):
         raise OSError(errno.EFBIG, "File too large")
 
     monkeypatch.setattr(store, "_write_direct_chunk", full)
-    rc = cli.main(["extract", str(sample), str(out), "--fields", "block", "--writer-thread", "on"])
+    rc = cli.main(["extract", str(sample), str(out), "--fields", "block", *threads])
     err = capsys.readouterr().err
     assert rc == 2
     lines = err.splitlines()
