@@ -41,12 +41,17 @@ void DecodeAhead::run() {
             got = false;
         }
         std::lock_guard<std::mutex> lock(mu_);
-        if (last_error_ != dec_.last_error()) last_error_ = dec_.last_error();
+        try {
+            if (last_error_ != dec_.last_error()) last_error_ = dec_.last_error();
+            if (got) queue_.push_back(std::move(item));
+        } catch (...) {  // out of memory: the reader gets it after the frames queued so far
+            error = std::current_exception();
+            got = false;
+        }
         if (!got) {
             error_ = error;
             break;
         }
-        queue_.push_back(std::move(item));
         changed_.notify_all();
     }
     std::lock_guard<std::mutex> lock(mu_);
