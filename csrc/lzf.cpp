@@ -79,6 +79,20 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
         return true;
     };
 
+    // A back reference of len (3..264) bytes starting off + 1 bytes back; false when out is full.
+    auto emit_match = [&](size_t len, size_t off) -> bool {
+        const size_t l = len - 2;
+        if (op + (l < 7 ? 2 : 3) > cap) return false;
+        if (l < 7) {
+            out[op++] = uint8_t(l << 5 | off >> 8);
+        } else {
+            out[op++] = uint8_t(7 << 5 | off >> 8);
+            out[op++] = uint8_t(l - 7);
+        }
+        out[op++] = uint8_t(off & 0xff);
+        return true;
+    };
+
     // Positions with 4 readable bytes are searched; the last 3 bytes end as literals.
     const size_t limit = n >= 4 ? n - 3 : 0;
     while (ip < limit) {
@@ -95,17 +109,7 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
                 size_t maxlen = n - ip;
                 if (maxlen > kMaxMatch) maxlen = kMaxMatch;
                 size_t len = match_length(in + ref, in + ip, 3, maxlen);
-                if (!flush_literals(ip)) return 0;
-                const size_t l = len - 2;
-                if (l < 7) {
-                    if (op + 2 > cap) return 0;
-                    out[op++] = uint8_t(l << 5 | off >> 8);
-                } else {
-                    if (op + 3 > cap) return 0;
-                    out[op++] = uint8_t(7 << 5 | off >> 8);
-                    out[op++] = uint8_t(l - 7);
-                }
-                out[op++] = uint8_t(off & 0xff);
+                if (!flush_literals(ip) || !emit_match(len, off)) return 0;
                 ip += len;
                 // A match cut at the maximum length usually goes on at the same offset (zero runs,
                 // repeated rows): continue it without looking for a new candidate.
@@ -113,16 +117,7 @@ size_t lzf_compress(const uint8_t* in, size_t n, uint8_t* out, size_t cap, size_
                     const size_t ml = n - ip < kMaxMatch ? n - ip : kMaxMatch;
                     len = match_length(in + ip - off - 1, in + ip, 0, ml);
                     if (len < 3) break;
-                    const size_t l2 = len - 2;
-                    if (l2 < 7) {
-                        if (op + 2 > cap) return 0;
-                        out[op++] = uint8_t(l2 << 5 | off >> 8);
-                    } else {
-                        if (op + 3 > cap) return 0;
-                        out[op++] = uint8_t(7 << 5 | off >> 8);
-                        out[op++] = uint8_t(l2 - 7);
-                    }
-                    out[op++] = uint8_t(off & 0xff);
+                    if (!emit_match(len, off)) return 0;
                     ip += len;
                 }
                 lit = ip;
