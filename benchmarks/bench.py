@@ -457,12 +457,15 @@ def report(
         "Notes:",
         "",
         (
-            "* The decoder-side export of motion vectors, partitions and QP costs about 0.1-0.2x of plain "
-            "decoding at 720p: per macroblock the decoder only records what its slice context alone holds; the "
-            "4x4 block maps are expanded per run of macroblocks from the picture's own tables (motion vectors, "
-            "reference indices, MB types, QP) with row-wise copies. Building numpy arrays copies the block "
-            "maps once more (~1.6 MB per 720p frame); `extract` reads them as views of the export buffer "
-            "instead (`pycodec.open(copy=False)`)."
+            "* H.264 block maps (motion vectors, partitions, QP; ~1.7 MB per 720p frame) are not written by the "
+            "decoder: per macroblock it only records what its slice context alone holds, and the frame carries "
+            "references to the picture's own tables (motion vectors, reference indices, MB types, QP) with one "
+            "record per slice setup. `avcodec_expand_internals()` (our FFmpeg patch) writes the 4x4 maps from "
+            "them in the reading thread: on the decoding thread the export costs about 0.015x of a plain decode "
+            "(`_core.Decoder(...).skip()` loop, 256x256 and 720p), the expansion 0.15-0.25x wherever the frames "
+            "are read. Building numpy arrays would copy the block maps once more; `extract` reads them as views "
+            "of the export buffer instead (`pycodec.open(copy=False)`). The HEVC export is still written by the "
+            "decoder as it decodes."
         ),
         (
             "* Writing HDF5: picture planes are stored one frame per chunk, block maps and codec extras several "
@@ -478,8 +481,9 @@ def report(
             "* With a second CPU (`extract`'s default when it has one) the decoder runs ahead in a thread of its "
             "own (`--decode-ahead`, C++, without the GIL; still one decoding thread per file, in order, so the "
             "frames and the file are byte-identical): the main thread turns frames into arrays, compresses and "
-            "writes them meanwhile. The wall time is then about the decoding thread's: plain decode plus the "
-            "export (the in-memory *copy=False* row), plus creating the file and writing the last chunks. The "
+            "writes them meanwhile. For H.264 the wall time is then close to the decoding thread's (plain decode "
+            "plus ~0.015x), plus creating the file and writing the last chunks, as long as the main thread "
+            "(expansion, compression, writes) keeps up; for HEVC the decoding thread also writes the export. The "
             "older alternative, a Python writer thread (`--writer-thread on`, the informative row; on by default "
             "from 3 CPUs), leaves more on the decoding thread: building each frame's arrays and handing it over "
             "(which also needs the GIL the writer thread holds while it runs h5py). This machine is a 2-vCPU "

@@ -22,6 +22,10 @@ size_t Blob::count(int id) const {
     return n;
 }
 
+void Blob::expand(AVFrame& frame) {
+    if (avcodec_expand_internals(&frame) < 0) malformed("its tables do not match the blob");
+}
+
 Blob Blob::of(const AVFrame& frame) {
     Blob b;
     const AVFrameSideData* sd = av_frame_get_side_data(&frame, AV_FRAME_DATA_CODEC_INTERNALS);

@@ -13,6 +13,9 @@ public:
     // The frame's blob, or an invalid Blob when the frame carries none.  Throws
     // std::runtime_error when the blob is malformed (a bug in the FFmpeg patch).
     static Blob of(const AVFrame& frame);
+    // Completes the frame's blob: the decoder leaves its block maps to the consumer
+    // (avcodec_expand_internals). Once per frame, before Blob::of; needs no GIL.
+    static void expand(AVFrame& frame);
 
     bool valid() const { return hdr_ != nullptr; }
     const AVCodecInternalsHeader& header() const { return *hdr_; }

@@ -54,6 +54,7 @@ public:
 
     // The current frame (valid after next() returned true, until the next call).
     const AVFrame& frame() const { return *frame_; }
+    AVFrame& frame() { return *frame_; }
     // FLAG_CORRUPT if FFmpeg reported an error for this frame or since the last one.
     uint32_t frame_error_flags() const { return frame_flags_; }
     // Position of the frame's packet among the packets sent to the decoder.

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "blob.h"
 #include "chunks.h"
 #include "decode_ahead.h"
 #include "decoder.h"
@@ -81,6 +82,7 @@ public:
             py::gil_scoped_release release;
             lock.lock();
             got = ahead_ ? ahead_->pop(item) : dec_ && dec_->next();
+            if (got) Blob::expand(ahead_ ? *item.frame : dec_->frame());
         }
         if (!got) return py::none();
         if (ahead_) return frame_dict(*item.frame, item.pts, item.packet, item.errors);
@@ -324,6 +326,7 @@ PYBIND11_MODULE(_core, m) {
           "Test hook: (flags, header metadata, arrays) of a synthetic 4:2:0 frame carrying blob.");
     m.attr("BLOB_HEADER_SIZE") = sizeof(AVCodecInternalsHeader);
     m.attr("BLOB_SECTIONS") = int(AV_CI_SEC_NB);
+    m.attr("BLOB_VERSION") = int(AV_CODEC_INTERNALS_VERSION);
     m.attr("BLOB_MAGIC") = AV_CODEC_INTERNALS_MAGIC;
 
     m.attr("EXPORT_MV") = int(AV_CI_EXPORT_MV);

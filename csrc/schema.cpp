@@ -60,6 +60,7 @@ constexpr std::array<SectionSpec, AV_CI_SEC_NB> kSpecs = {{
     h264("h264/chroma_pred_mode", AV_CI_U8, E::MacroBlock),
     h264("h264/sub_mb_type", AV_CI_U32, E::SubMacroBlock),
     h264("h264/dc_qmul", AV_CI_I32, E::MacroBlock, 3),
+    {"", 0, AV_CI_U16, E::Internal, 0, 1, -1},  // AV_CI_SEC_H264_SLICE
     {"", 0, AV_CI_U8, E::Internal, 0, 1, -1},  // AV_CI_SEC_MB_DONE
     hevc("hevc/cu", AV_CI_I32, E::Blob),
     hevc("hevc/tu", AV_CI_I32, E::Blob),

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -498,12 +499,26 @@ def x264_options_from_text(text: str) -> dict:
 # ----------------------------------------------------------------------------------- PCM streams
 
 
+@dataclass(frozen=True)
+class PcmSlice:
+    """A slice of a P frame picture of a PCM test stream, from MB row ``first_row`` to the next slice.
+
+    ref_back: the frame its P_Skip MBs copy (1: the previous one, the default list; 2: the one
+    before, moved to ref idx 0 by ref_pic_list_modification); qp_delta: slice_qp_delta.
+    """
+
+    first_row: int
+    ref_back: int = 1
+    qp_delta: int = 0
+
+
 @dataclass
 class PcmPicture:
     """One coded picture of a PCM test stream.
 
     kind: "I" (all I_PCM), "P" (P slice: I_PCM where ``pcm_mask`` is True, P_Skip elsewhere).
     For field pictures (``field`` = "top"/"bottom"), the sample arrays are field sized.
+    slices: P frame pictures only; one slice of defaults when empty.
     """
 
     kind: str
@@ -512,6 +527,7 @@ class PcmPicture:
     v: np.ndarray
     pcm_mask: np.ndarray | None = None
     field: str | None = None
+    slices: tuple[PcmSlice, ...] = ()
 
 
 def _sps_rbsp(width_mbs, height_map_units, frame_mbs_only, crop_lrtb):
@@ -568,10 +584,12 @@ def _pcm_mb(w: BitWriter, y, u, v, mbx, mby):
     w.bytes_(v[mby * 8:(mby + 1) * 8, mbx * 8:(mbx + 1) * 8].tobytes())
 
 
-def _slice_rbsp(pic: PcmPicture, frame_num: int, idr: bool, frame_mbs_only: int, ref: bool):
+def _slice_rbsp(pic: PcmPicture, frame_num: int, idr: bool, frame_mbs_only: int, ref: bool,
+                sl: PcmSlice = PcmSlice(0), end_row: int | None = None):
     mbh, mbw = pic.y.shape[0] // 16, pic.y.shape[1] // 16
+    end_row = mbh if end_row is None else end_row
     w = BitWriter()
-    w.ue(0)                                   # first_mb_in_slice
+    w.ue(sl.first_row * mbw)                  # first_mb_in_slice
     w.ue(7 if pic.kind == "I" else 5)         # slice_type (all slices of the picture same type)
     w.ue(0)                                   # pic_parameter_set_id
     w.u(4, frame_num % 16)                    # frame_num
@@ -583,13 +601,16 @@ def _slice_rbsp(pic: PcmPicture, frame_num: int, idr: bool, frame_mbs_only: int,
         w.ue(0)                               # idr_pic_id
     if pic.kind == "P":
         w.u(1, 0)                             # num_ref_idx_active_override_flag
-        w.u(1, 0)                             # ref_pic_list_modification_flag_l0
+        if sl.ref_back == 1:
+            w.u(1, 0)                         # ref_pic_list_modification_flag_l0
+        else:                                 # picNum CurrPicNum - ref_back to ref idx 0
+            w.u(1, 1).ue(0).ue(sl.ref_back - 1).ue(3)
     if ref:
         if idr:
             w.u(1, 0).u(1, 0)                 # no_output_of_prior_pics, long_term_reference
         else:
             w.u(1, 0)                         # adaptive_ref_pic_marking_mode_flag
-    w.se(0)                                   # slice_qp_delta
+    w.se(sl.qp_delta)                         # slice_qp_delta
     w.ue(1)                                   # disable_deblocking_filter_idc
     if pic.kind == "I":
         for mby in range(mbh):
@@ -600,6 +621,8 @@ def _slice_rbsp(pic: PcmPicture, frame_num: int, idr: bool, frame_mbs_only: int,
         mask = pic.pcm_mask if pic.pcm_mask is not None else np.zeros((mbh, mbw), bool)
         run = 0
         for i, is_pcm in enumerate(mask.ravel()):
+            if not sl.first_row * mbw <= i < end_row * mbw:
+                continue
             if not is_pcm:
                 run += 1
                 continue
@@ -640,12 +663,26 @@ def pcm_stream(pictures: list[PcmPicture], crop_lrtb=(0, 0, 0, 0)) -> tuple[byte
             raise ValueError("field pictures must come as top, bottom pairs")
         if first_of_frame and i > 0:
             frame_num += 1
-        out += nal_unit(3, NAL_IDR if idr else NAL_SLICE, _slice_rbsp(pic, frame_num, idr, frame_mbs_only, True))
+        slices = pic.slices or (PcmSlice(0),)
+        if pic.slices and (fields or pic.kind != "P" or slices[0].first_row != 0 or
+                           any(a.first_row >= b.first_row for a, b in itertools.pairwise(slices)) or
+                           any(s.ref_back not in (1, 2) or s.ref_back > frame_num for s in slices)):
+            raise ValueError("slices: P frame pictures only, rising rows from 0, ref_back 1 or 2 (if decoded)")
+        ends = [s.first_row for s in slices[1:]] + [None]
+        for sl, end in zip(slices, ends):
+            out += nal_unit(3, NAL_IDR if idr else NAL_SLICE,
+                            _slice_rbsp(pic, frame_num, idr, frame_mbs_only, True, sl, end))
         # expected output
         if first_of_frame:
             prev = frames[-1] if frames else None
             cur = {k: (prev[k].copy() if prev is not None else np.zeros((fh >> (k != "y"), fw >> (k != "y")), np.uint8))
                    for k in ("y", "u", "v")}
+            for sl, end in zip(slices, ends):
+                if sl.ref_back == 2:  # its skipped MBs copy the frame before the previous one
+                    for k in ("y", "u", "v"):
+                        s = 16 if k == "y" else 8
+                        rows = slice(sl.first_row * s, None if end is None else end * s)
+                        cur[k][rows] = frames[-2][k][rows]
             frames.append(cur)
         mbh, mbw = pic.y.shape[0] // 16, pic.y.shape[1] // 16
         mask = np.ones((mbh, mbw), bool) if pic.kind == "I" else (

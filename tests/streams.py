@@ -173,6 +173,10 @@ SPECS: dict[str, StreamSpec] = {s.name: s for s in [
                note="frame_mbs_only=0 but every picture is a progressive frame: fully supported"),
     StreamSpec("pcm", 48, 32, 4, container="264", pcm="frame",
                expect={"coded": (48, 32)}, note="I_PCM macroblocks and P_Skip runs, cropped to 44x30"),
+    StreamSpec("pcm_slices", 64, 48, 5, container="264", pcm="frame_slices",
+               expect={"coded": (64, 48)},
+               note="slices of one picture with different reference lists (ref_pic_list_modification) "
+                    "and slice QPs"),
     # ------------------------------------------------------------ unsupported structures
     StreamSpec("mbaff", 64, 64, 8, profile="high", supported=False, params={"interlaced": 1, "bframes": 1},
                expect={"mbaff": 1}, note="MBAFF (x264 --interlaced): flagged UNSUPPORTED"),
@@ -249,6 +253,21 @@ def pcm_pictures(spec: StreamSpec, seed: int = 7):
                 rng.integers(0, 256, (hh // 2, ww // 2), dtype=np.uint8))
 
     mbw, mbh = w // 16, h // 16
+    if spec.pcm == "frame_slices":  # 4x3 MBs; P pictures of several slices, one PCM MB in some
+        sl = hb.PcmSlice
+        layout = [
+            ((0, 1), (sl(0), sl(1))),                                    # two slices set up alike
+            ((2, 3), (sl(0), sl(1, ref_back=2), sl(2, qp_delta=3))),
+            (None, (sl(0, ref_back=2, qp_delta=2), sl(2, qp_delta=-4))),
+            ((1, 0), (sl(0, qp_delta=-1), sl(1, ref_back=2), sl(2, ref_back=2, qp_delta=5))),
+        ]
+        pics = [hb.PcmPicture("I", *planes(h, w))]
+        for pcm_at, slices in layout[:spec.frames - 1]:
+            m = np.zeros((mbh, mbw), bool)
+            if pcm_at:
+                m[pcm_at] = True
+            pics.append(hb.PcmPicture("P", *planes(h, w), pcm_mask=m, slices=slices))
+        return pics, (0, 0, 0, 0)
     if spec.pcm == "frame":
         pics = [hb.PcmPicture("I", *planes(h, w))]
         masks = [np.zeros((mbh, mbw), bool) for _ in range(spec.frames - 1)]

@@ -375,7 +375,7 @@ _HDR = np.dtype([(k, "<u4") for k in ("magic", "version", "header_size", "codec"
 _TYPES = {"u1": 0, "i1": 1, "u2": 2, "i2": 3, "u4": 4, "i4": 5, "f4": 6}
 # H.264-style synthetic blobs: the sections before MB_DONE, in section id order (HEVC extras follow MB_DONE).
 _EXPORT_NAMES = [n for n, g in _core.schema_arrays() if g not in ("decoded", "hevc")]
-_MB_DONE = len(_EXPORT_NAMES)
+_MB_DONE = len(_EXPORT_NAMES) + 1  # after H264_SLICE (internal, not written by these tests)
 
 
 def _coded(name: str, w: int, h: int) -> tuple[tuple[int, ...], str]:
@@ -398,7 +398,7 @@ def make_blob(w: int, h: int, done: np.ndarray | None = None, frame_flags: int =
               **fields) -> tuple[bytes, dict[str, np.ndarray]]:
     """A blob with every section filled with non-zero values; returns it and the coded arrays."""
     hdr = np.zeros((), _HDR)
-    for k, v in dict(magic=_core.BLOB_MAGIC, version=1, header_size=_HDR.itemsize, coded_width=w, coded_height=h,
+    for k, v in dict(magic=_core.BLOB_MAGIC, version=_core.BLOB_VERSION, header_size=_HDR.itemsize, coded_width=w, coded_height=h,
                      log2_chroma_w=1, log2_chroma_h=1, bit_depth=8, frame_flags=frame_flags, **fields).items():
         hdr[k] = v
     chunks, arrays, offset = [], {}, (_HDR.itemsize + 63) // 64 * 64
@@ -425,7 +425,8 @@ EXPORT_GROUPS = [g for g in pycodec.FIELD_GROUPS if g not in ("frame", "decoded"
 
 def test_blob_layout_matches_header():
     assert _HDR.itemsize == _core.BLOB_HEADER_SIZE
-    assert len(_EXPORT_NAMES) + 1 + len(pycodec.FIELD_GROUPS["hevc"]) == _core.BLOB_SECTIONS
+    internal = 2  # MB_DONE and H264_SLICE (the MB's slice record, for the block map expansion)
+    assert len(_EXPORT_NAMES) + internal + len(pycodec.FIELD_GROUPS["hevc"]) == _core.BLOB_SECTIONS
 
 
 def test_blob_cropping_and_metadata():

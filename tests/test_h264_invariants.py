@@ -559,7 +559,7 @@ def test_bitstream_writer_reader_roundtrip():
     assert b"\x00\x00\x00" not in hb.escape_rbsp(raw) and b"\x00\x00\x01" not in hb.escape_rbsp(raw)
 
 
-@pytest.mark.parametrize("name", ["pcm", "paff_pcm"])
+@pytest.mark.parametrize("name", ["pcm", "pcm_slices", "paff_pcm"])
 def test_pcm_streams_decode_to_written_samples_in_pyav(store, name):
     """The hand-written PCM streams are valid: PyAV's FFmpeg decodes them to exactly the samples."""
     _, expected = S.pcm_expected(S.SPECS[name])
@@ -586,7 +586,7 @@ def test_decoded_equals_pyav(store, name):
     ref = store.reference(name)
     assert len(frames) == len(ref), f"{name}: pycodec gave {len(frames)} frames, PyAV {len(ref)}"
     problems = []
-    allowed = PCM if name == "pcm" else 0
+    allowed = PCM if S.SPECS[name].pcm else 0
     for fr, rf in zip(frames, ref):
         lab = _label(name, fr)
         problems += check_decoded(fr, rf, lab)
@@ -655,11 +655,11 @@ def test_recon_is_clipped_prediction_plus_residual(store, name):
             problems += check_recon(fr, _label(name, fr))
     assert not problems, _fmt(problems)
     # the export is not trivially empty
-    assert any(np.any(f.arrays["residual/y"] != 0) for f in frames) or name == "pcm"
+    assert any(np.any(f.arrays["residual/y"] != 0) for f in frames) or S.SPECS[name].pcm
     assert all(np.any(f.arrays["recon/y"] != 0) for f in frames)
 
 
-@pytest.mark.parametrize("name", ["nodeblock", "pcm"])
+@pytest.mark.parametrize("name", ["nodeblock", "pcm", "pcm_slices"])
 def test_recon_equals_decoded_without_loop_filter(store, name):
     syn = store.syntax(name)
     assert all(s["disable_deblocking"] == 1 for s in syn.slices)
@@ -685,7 +685,7 @@ def test_motion_vectors_equal_ffmpeg_export(store, name):
         problems += check_mv_uniform_in_pu(fr, _label(name, fr))
         total += len(rf.mvs)
     assert not problems, _fmt(problems)
-    if name not in ("pcm",):
+    if not S.SPECS[name].pcm:
         assert total > 0, "FFmpeg exported no motion vectors at all: the comparison proved nothing"
 
 
@@ -723,7 +723,7 @@ def test_residual_is_idct_of_coefficients(store, name):
     for fr in frames:
         problems += check_idct(fr, info, _label(name, fr), stats)
     assert not problems, _fmt(problems)
-    if name != "pcm":
+    if not S.SPECS[name].pcm:  # PCM and P_Skip only: no coded blocks
         assert stats["blocks_y"] > 0 and stats["blocks_u"] > 0, f"no coded blocks checked: {stats}"
 
 
@@ -738,7 +738,7 @@ def test_levels_qstep_and_flat_dequantisation(store, name):
     for fr in frames:
         problems += check_levels_qstep(fr, info, syn.first_pps, _label(name, fr), flat, stats)
     assert not problems, _fmt(problems)
-    if name != "pcm":
+    if not S.SPECS[name].pcm:
         assert stats["levels_y"] > 0, stats
 
 
@@ -770,7 +770,7 @@ def test_chroma_dc_hadamard(store, name):
     for fr in frames:
         problems += check_chroma_dc(fr, _label(name, fr), True, stats)
     assert not problems, _fmt(problems)
-    if name != "pcm":
+    if not S.SPECS[name].pcm:
         assert stats.get("chroma_dc_mbs", 0) > 0, "no chroma DC levels checked"
 
 
@@ -892,3 +892,37 @@ def test_pcm_stream_exports(store):
         assert bool(int(fr.flags) & PCM) == bool(pcm_mbs.any()), f"{lab}: PCM flag {int(fr.flags):#x}"
         assert not int(fr.flags) & (CORRUPT | INCOMPLETE | UNSUPPORTED | LOSSLESS | NO_EXPORT)
         assert np.all(fr.arrays["h264/mb_type"][pcm_mbs] & MB_INTRA_PCM)
+
+
+def test_slices_with_their_own_reference_lists(store):
+    """Slices of one picture with their own reference lists (ref_pic_list_modification) and QPs:
+    the P_Skip MBs of each slice copy (mv 0, ref idx 0) the frame its list puts first, and carry
+    that frame's POC and the slice's QP; the decoded frames are the written samples."""
+    name = "pcm_slices"
+    spec = S.SPECS[name]
+    pics, _crop = S.pcm_pictures(spec)
+    _, expected = S.pcm_expected(spec)
+    _info, frames = store.decode(name)
+    assert len(frames) == len(expected) == spec.frames
+    mbh = spec.height // 16
+    seen = set()
+    for i, (fr, exp, pic) in enumerate(zip(frames, expected, pics)):
+        lab = _label(name, fr)
+        for k in "yuv":
+            assert np.array_equal(fr.arrays[f"decoded/{k}"], exp[k]), f"{lab} decoded/{k}"
+        if pic.kind == "I":
+            continue
+        ends = [s.first_row for s in pic.slices[1:]] + [mbh]
+        for sl, end in zip(pic.slices, ends):
+            rows = slice(4 * sl.first_row, 4 * end)
+            skip = ~expand(pic.pcm_mask, 4)[rows]
+            a = {k: fr.arrays[f"block/{k}"][rows][skip] for k in ("ref_poc_l0", "ref_l0", "mv_l0", "qp_y", "qp_cb")}
+            want_poc = frames[i - sl.ref_back].poc
+            assert np.all(a["ref_poc_l0"] == want_poc), f"{lab} slice at row {sl.first_row}: ref_poc " \
+                f"{np.unique(a['ref_poc_l0']).tolist()} != {want_poc} (ref_back {sl.ref_back})"
+            assert np.all(a["ref_l0"] == 0) and not a["mv_l0"].any(), f"{lab} slice at row {sl.first_row}"
+            qp = 26 + sl.qp_delta
+            assert np.all(a["qp_y"] == qp) and np.all(a["qp_cb"] == chroma_qp(qp, 0)), \
+                f"{lab} slice at row {sl.first_row}: QP {np.unique(a['qp_y']).tolist()} != {qp}"
+            seen.add((sl.ref_back, sl.qp_delta != 0))
+    assert seen == {(1, False), (1, True), (2, False), (2, True)}, seen
