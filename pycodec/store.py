@@ -43,10 +43,11 @@ FRAME_META: dict[str, type] = {
 META_CHUNK = 1024  # frames per chunk of the 1-D frame/ datasets (one frame per chunk would be mostly index)
 # Groups of picture planes: stored one frame per chunk (reading frame n decompresses one plane).
 PLANE_GROUPS = ("decoded", "prediction", "residual", "recon", "coeffs", "levels", "qstep")
-# Other per-frame datasets (block maps, codec extras) hold several frames per chunk: about
-# CHUNK_BYTES of uncompressed data, at most MAX_CHUNK_FRAMES frames.
+# Other per-frame datasets (block maps, codec extras) may hold several frames per chunk: about
+# CHUNK_BYTES of uncompressed data, at most max_chunk_frames frames. The default, 1, is the schema's
+# one chunk per frame; more (e.g. 64) writes faster on one core and reads windows of frames faster.
 CHUNK_BYTES = 128 << 10
-MAX_CHUNK_FRAMES = 64
+MAX_CHUNK_FRAMES = 1
 
 
 # Link creation: intermediate groups (frame/, block/, ...) are created with the dataset (as h5py does).
@@ -198,7 +199,8 @@ def chunk_frames(
     """Frames per chunk of dataset ``name`` whose frames are ``frame_bytes`` each.
 
     1 for picture planes (:data:`PLANE_GROUPS`); else as many frames as fit in ``chunk_bytes``
-    (at least 1, at most ``max_frames``, and at most ``nb_frames`` when the frame count is known).
+    (at least 1, at most ``max_frames``, and at most ``nb_frames`` when the frame count is known):
+    1 with the defaults.
     """
     if name.split("/", 1)[0] in PLANE_GROUPS:
         return 1
@@ -209,10 +211,11 @@ def chunk_frames(
 class H5Writer:
     """Streams frames into a temporary HDF5 file next to ``path``; renamed on close, removed on failure.
 
-    Picture planes are stored one frame per chunk; every other per-frame dataset (block maps,
-    codec extras) in chunks of several frames (:func:`chunk_frames`: about ``chunk_bytes`` each),
-    which keeps the number of chunks, and of HDF5 calls, per frame low. Their frames are copied
-    into chunk buffers (``pycodec._core.ChunkStager``) until the chunk is full. Under ``lzf`` and
+    Every dataset is stored one frame per chunk by default. ``max_chunk_frames`` > 1 lets the other
+    per-frame datasets than picture planes (block maps, codec extras) hold several frames per chunk
+    (:func:`chunk_frames`: about ``chunk_bytes`` each), which makes fewer chunks, and HDF5 calls, per
+    frame. Their frames are copied into chunk buffers (``pycodec._core.ChunkStager``) until the
+    chunk is full. Under ``lzf`` and
     ``none`` each chunk is written with HDF5's direct chunk write (LZF-compressed by
     ``pycodec._core``), bypassing h5py's selection and type conversion. Under ``gzip`` chunks are
     written through h5py (one-frame chunks in small batches bounded by ``batch_bytes``). Datasets

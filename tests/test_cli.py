@@ -118,6 +118,8 @@ def test_parse_fields():
         (["extract", "a.mp4", "b.h5", "--compression", "zstd"], "invalid choice"),
         (["extract", "a.mp4", "b.h5", "--decode-ahead", "-1"], "--decode-ahead -1: expected a number"),
         (["extract", "a.mp4", "b.h5", "--decode-ahead", "lots"], "--decode-ahead lots: expected a number"),
+        (["extract", "a.mp4", "b.h5", "--chunk-frames", "0"], "--chunk-frames 0: expected a number"),
+        (["extract", "a.mp4", "b.h5", "--chunk-frames", "many"], "--chunk-frames many: expected a number"),
         (["show", "x.h5", "--frame", "one", "-o", "x.png"], "invalid int"),
     ],
 )
@@ -169,6 +171,25 @@ def test_extract_all_fields_matches_reader(capsys, tmp_path, media):
     qp = [fr["block/qp_y"].astype(float) for fr in ref if "block/qp_y" in fr.arrays]
     if qp:
         assert f"mean QP   {np.mean(np.stack(qp)):.2f}" in stdout
+
+
+def test_extract_chunk_frames(capsys, tmp_path, media):
+    """--chunk-frames N: block maps and extras in chunks of up to N frames, planes one per chunk; the
+    same arrays as the default one chunk per frame."""
+    one, many = tmp_path / "one.h5", tmp_path / "many.h5"
+    for out, extra in ((one, ()), (many, ("--chunk-frames", "8"))):
+        rc, _, err = run(capsys, "extract", media["sample"], out, "--fields", "block,h264,decoded", "--quiet", *extra)
+        assert rc == 0, err
+    with h5py.File(one) as a, h5py.File(many) as b:
+        names = []
+        a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        for name in names:
+            np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
+            if name.startswith(("block/", "h264/", "decoded/")):
+                assert a[name].chunks[0] == 1, name
+                k = store.chunk_frames(name, a[name][0].nbytes, len(a["frame/pts"]), max_frames=8)
+                assert b[name].chunks[0] == k, name
+        assert b["block/qp_y"].chunks[0] == 8 and b["decoded/y"].chunks[0] == 1
 
 
 def test_extract_fields_frames_gzip(capsys, tmp_path, media):

@@ -1,6 +1,7 @@
 """Multi-frame HDF5 chunks for block maps and codec extras (store.chunk_frames, _core.ChunkStager).
 
-Picture planes stay one frame per chunk; smaller per-frame datasets hold several frames per chunk,
+One frame per chunk is the default. With ``max_chunk_frames`` > 1 (``extract --chunk-frames N``)
+picture planes stay one frame per chunk and smaller per-frame datasets hold several frames per chunk,
 gathered by the writer until the chunk is full. These tests hold what that must not change: the
 values (every frame, also at the end of a file whose length is no multiple of the chunk, with the
 frame count known, unknown, under- or overestimated), zeros for missing and late arrays, no output on
@@ -50,12 +51,13 @@ def check_file(path: Path, frames: list[SyntheticFrame], nb_frames: int = 0, **k
 
 
 def test_chunk_frames():
-    assert store.chunk_frames("decoded/y", 100) == 1  # planes: one frame per chunk
-    assert store.chunk_frames("coeffs/u", 10, 1000) == 1
-    assert store.chunk_frames("block/qp_y", 4096) == store.CHUNK_BYTES // 4096
-    assert store.chunk_frames("block/mv_l0", store.CHUNK_BYTES * 3) == 1  # big maps: one frame
-    assert store.chunk_frames("hevc/counts", 8) == store.MAX_CHUNK_FRAMES
-    assert store.chunk_frames("block/qp_y", 4096, nb_frames=5) == 5  # capped by a known frame count
+    assert store.chunk_frames("block/qp_y", 4096) == store.chunk_frames("hevc/counts", 8) == 1  # default
+    assert store.chunk_frames("decoded/y", 100, max_frames=64) == 1  # planes: always one frame per chunk
+    assert store.chunk_frames("coeffs/u", 10, 1000, max_frames=64) == 1
+    assert store.chunk_frames("block/qp_y", 4096, max_frames=64) == store.CHUNK_BYTES // 4096
+    assert store.chunk_frames("block/mv_l0", store.CHUNK_BYTES * 3, max_frames=64) == 1  # big maps: one frame
+    assert store.chunk_frames("hevc/counts", 8, max_frames=64) == 64
+    assert store.chunk_frames("block/qp_y", 4096, nb_frames=5, max_frames=64) == 5  # capped by a known count
     assert store.chunk_frames("block/qp_y", 4096, chunk_bytes=1 << 20, max_frames=1000) == 256
 
 
@@ -74,18 +76,25 @@ def test_partial_last_chunk_round_trip(tmp_path, compression, pipeline, nb_frame
         assert 1 in ks and max(ks) > 1  # planes and multi-frame chunks in one file
 
 
-def test_default_chunking_of_real_sizes(tmp_path):
-    """256x256 block maps: several frames per chunk, about CHUNK_BYTES each; planes one per chunk."""
+def test_chunking_of_real_sizes(tmp_path):
+    """By default one frame per chunk everywhere; with max_chunk_frames=64, 256x256 block maps hold
+    several frames per chunk, about CHUNK_BYTES each, and planes still one."""
     frames = list(synthetic_frames(256, 256, n=3, groups="frame,decoded,block", seed=2))
     out = tmp_path / "b.h5"
     store.write_frames(out, frames, attrs(("frame", "decoded", "block")))
+    with h5py.File(out) as f:
+        for name in frames[0].arrays:
+            assert f[name].chunks == (1, *frames[0][name].shape), name
+    check_file(out, frames)
+    out = tmp_path / "m.h5"
+    store.write_frames(out, frames, attrs(("frame", "decoded", "block")), max_chunk_frames=64)
     with h5py.File(out) as f:
         assert f["decoded/y"].chunks == (1, 256, 256)
         assert f["block/mv_l0"].chunks == (store.CHUNK_BYTES // (64 * 64 * 4), 64, 64, 2)
         assert f["block/qp_y"].chunks == (store.CHUNK_BYTES // (64 * 64), 64, 64)
         for name in ("block/mv_l0", "block/qp_y", "frame/pts"):
             assert f[name].shape[0] == 3
-    check_file(out, frames)
+    check_file(out, frames, max_chunk_frames=64)
 
 
 def test_missing_and_late_arrays_inside_a_chunk(tmp_path):
@@ -281,7 +290,7 @@ def test_extract_frame_t_equals_reader_frame_t(tmp_path, sample, source, frames)
     if source == "raw":
         assert not pycodec.info(src).get("nb_frames")
     out = tmp_path / "o.h5"
-    argv = ["extract", str(src), str(out), "--fields", "block,h264,frame", "-q"]
+    argv = ["extract", str(src), str(out), "--fields", "block,h264,frame", "-q", "--chunk-frames", "64"]
     assert cli.main(argv + (["--frames", frames] if frames else [])) == 0
     sel = cli.parse_frames(frames)
     with pycodec.open(src, fields="block,h264", frames=sel) as r:
