@@ -1,13 +1,22 @@
 """Builds pycodec._core (csrc/*.cpp) against the patched static FFmpeg.
 
-FFMPEG_PREFIX points at the FFmpeg install (default: build/ffmpeg next to this file,
-made by `make ffmpeg`).  FFmpeg is linked statically with its symbols hidden, so the
-module can share a process with PyAV and its own FFmpeg.
+Where FFmpeg comes from:
+* FFMPEG_PREFIX set: that install is used as it is (the Makefile sets it to build/ffmpeg).
+* otherwise build_ext runs scripts/build_ffmpeg.sh on build/ next to this file: the first time
+  it downloads FFmpeg's source from Debian, checks it, applies third_party/ffmpeg-patches/ and
+  builds it (a few minutes); afterwards, as long as the patches and flags are the same, it does
+  nothing.  This is what `pip install .`, `pip install git+URL` and `pip wheel .` use.
+  PYCODEC_BUILD_JOBS sets the number of compile jobs (FFmpeg: default all CPUs; the extension:
+  default 2), PYCODEC_FFMPEG_TARBALL a local copy of FFmpeg's tarball (see the script).
+
+FFmpeg is linked statically with its symbols hidden, so the module can share a process with PyAV
+and its own FFmpeg.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from glob import glob
 from pathlib import Path
@@ -16,19 +25,40 @@ from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent
-FFMPEG_PREFIX = Path(os.environ.get("FFMPEG_PREFIX") or ROOT / "build" / "ffmpeg").resolve()
+BUILD_DIR = ROOT / "build"
+PREFIX_FROM_ENV = bool(os.environ.get("FFMPEG_PREFIX"))
+FFMPEG_PREFIX = Path(os.environ.get("FFMPEG_PREFIX") or BUILD_DIR / "ffmpeg").resolve()
 FFMPEG_LIBS = [FFMPEG_PREFIX / "lib" / f"lib{name}.a" for name in ("avformat", "avcodec", "avutil")]
 
 
+def build_ffmpeg() -> None:
+    """Build (or find up to date) the patched FFmpeg in build/ with the project's one recipe."""
+    script = ROOT / "scripts" / "build_ffmpeg.sh"
+    jobs = os.environ.get("PYCODEC_BUILD_JOBS") or str(os.cpu_count() or 2)
+    try:
+        rc = subprocess.run(["bash", str(script), "-j", jobs, str(BUILD_DIR)], check=False).returncode
+        why = f"exit status {rc}, the reason is above"
+    except OSError as exc:
+        rc, why = 1, str(exc)
+    if rc != 0:
+        sys.exit(
+            f"error: scripts/build_ffmpeg.sh could not build the patched FFmpeg ({why}); it needs bash, "
+            "make, a C compiler and Debian 12 apt sources for FFmpeg's source package. Or build FFmpeg "
+            "with `make ffmpeg` in a clone and set FFMPEG_PREFIX to that clone's build/ffmpeg"
+        )
+
+
 class BuildExt(build_ext):
-    """build_ext that explains a missing FFmpeg instead of failing at link time."""
+    """build_ext that first builds the patched FFmpeg (unless FFMPEG_PREFIX says where it is)."""
 
     def run(self) -> None:
+        if not PREFIX_FROM_ENV:
+            build_ffmpeg()
         missing = [str(p) for p in FFMPEG_LIBS if not p.is_file()]
         if missing:
             sys.exit(
                 f"error: the patched FFmpeg is not built ({missing[0]} is missing); "
-                "run `make ffmpeg` or set FFMPEG_PREFIX"
+                "run `make ffmpeg`, or unset FFMPEG_PREFIX to have setup.py build it"
             )
         super().run()
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from pycodec.cli import main
+from pycodec._entry import main
 
 sys.exit(main())

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import functools
 import gc
 import json
 import os
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from pycodec import store
 
 PROG = "pycodec"
 SUPPORTED_CODECS = ("h264", "hevc")
-FLAG_NAMES = ("CORRUPT", "INCOMPLETE", "UNSUPPORTED", "LOSSLESS", "PCM", "NO_EXPORT")
+FLAG_NAMES = ("CORRUPT", "INCOMPLETE", "UNSUPPORTED", "LOSSLESS", "PCM", "NO_EXPORT", "SIZE_CHANGED")
 
 
 class CliError(Exception):
@@ -176,6 +178,78 @@ def describe_error(exc: BaseException, path: str | None = None) -> str:
     return " ".join(msg.split())
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops the command (SIGINT, SIGTERM, SIGHUP), raised in the main thread so that
+    every ``with`` block on the way out cleans up (the temporary output file is removed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def describe(self) -> str:
+        """The one-line message: what stopped the command."""
+        name = signal.Signals(self.signum).name
+        what = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}.get(name, "stopped")
+        return f"{what} ({name}); nothing was written"
+
+
+class SignalGuard:
+    """Turns SIGINT, SIGTERM and SIGHUP into :class:`Interrupted` while the command runs.
+
+    The first signal is raised where the main thread is and remembered: Python drops exceptions
+    raised inside weakref callbacks and destructors (h5py runs some while writing), so
+    :meth:`check`, called after each frame and before the output is moved into place, raises it again.
+    Later signals are only remembered, so that the clean-up of the first is not cut short. Meanwhile
+    Python's report of such a dropped interruption ("Exception ignored in ...") is kept quiet.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._saved: dict[int, Any] = {}
+        self._hook: Any = None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signum:
+            return
+        self.signum = signum
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a signal arrived."""
+        if self.signum:
+            raise Interrupted(self.signum)
+
+    def _unraisable(self, info: Any) -> None:
+        if not isinstance(info.exc_value, Interrupted):
+            self._hook(info)
+
+    def __enter__(self) -> Self:
+        self.signum = 0
+        self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        for name in self.SIGNALS:
+            num = getattr(signal, name, None)
+            if num is None:
+                continue
+            if signal.getsignal(num) == signal.SIG_IGN:
+                continue  # ignored on purpose (nohup, a background job): stays ignored
+            try:
+                self._saved[num] = signal.signal(num, self._handle)
+            except ValueError:  # not the main thread (e.g. main() called from a worker thread)
+                break
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for num, old in self._saved.items():
+            signal.signal(num, old)
+        self._saved.clear()
+        sys.unraisablehook, self._hook = self._hook, None
+
+
+_signals = SignalGuard()  # installed by main(); check() is a no-op when no signal arrived
+
+
 def _fail(msg: str) -> int:
     """Print the one-line error and return exit code 2."""
     print(f"{PROG}: error: {msg}", file=sys.stderr)
@@ -298,6 +372,14 @@ def _chunk_frames(choice: str) -> int:
     return n
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file (through links too); False if either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def cmd_extract(a: argparse.Namespace) -> int:
     """``pycodec extract IN OUT.h5``."""
     fields = parse_fields(a.fields)
@@ -313,6 +395,8 @@ def cmd_extract(a: argparse.Namespace) -> int:
         raise CliError(f"{src}: no such file; check the path")
     if os.path.isdir(src):
         raise CliError(f"{src}: is a directory; give a video file")
+    if _same_file(src, out):
+        raise CliError(f"{out}: is the input file; give another output path (the input is never overwritten)")
     t0 = time.perf_counter()
     stats = ExtractStats()
     # The decoder is opened once: its stream information is the reader's.
@@ -325,6 +409,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
     writer = store.H5Writer(
         out, None, compression=a.compression, overwrite=a.overwrite, defer_open=True, max_chunk_frames=chunk_frames
     )
+    writer.before_rename = _signals.check  # a signal swallowed while HDF5 closed the file still aborts
     # all fields: the reader keeps the extras of the video's own codec only. copy=False: block maps
     # and other exported arrays are views of the decoder's export buffer, not copies (the writer
     # copies or writes each frame's arrays before they are dropped, so few buffers are alive).
@@ -380,6 +465,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
                 if not thread:
                     stats.add(frame)
                 bar.update(1)
+                _signals.check()
         finally:
             if gc_enabled:
                 gc.enable()
@@ -438,7 +524,11 @@ def cmd_show(a: argparse.Namespace) -> int:
                 f"{a.h5}: frame {a.frame} is out of range (the file has {n} frames); "
                 f"choose --frame between 0 and {n - 1}"
             )
-        viz.save_frame_figure(f, a.frame, a.output)
+        try:
+            fig = viz.frame_figure(f, a.frame)
+        except store.READ_ERRORS as exc:  # damage in a dataset the figure reads
+            raise store.damaged(a.h5, exc) from exc
+    viz.save_figure(fig, a.output)
     print(f"wrote {a.output}")
     return 0
 
@@ -448,15 +538,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     path: str | None = None
     try:
-        args = parser.parse_args(argv)
-        if not getattr(args, "command", None):
-            parser.print_help(sys.stderr)
-            return 2
-        path = getattr(args, "input", None) or getattr(args, "h5", None)
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        print(f"{PROG}: error: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        with _signals:
+            args = parser.parse_args(argv)
+            if not getattr(args, "command", None):
+                parser.print_help(sys.stderr)
+                return 2
+            path = getattr(args, "input", None) or getattr(args, "h5", None)
+            rc = int(args.func(args))
+            _signals.check()  # a signal swallowed on the way (see SignalGuard) is still an interruption
+            return rc
+    except KeyboardInterrupt as exc:
+        stop = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"{PROG}: error: {stop.describe()}", file=sys.stderr)
+        return 128 + stop.signum
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     except USER_ERRORS as exc:

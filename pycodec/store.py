@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import queue
+import stat
 import tempfile
 import threading
 import time
@@ -97,6 +98,34 @@ def _os_reason(exc: BaseException) -> str:
         return "permission denied; choose a directory you can write to"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return f"write failed ({first}); check the disk and the output directory"
+
+
+# What a failed write raises: the OS's errors, and h5py's RuntimeError when HDF5 cannot flush its
+# caches (a disk that fills up while the file is being closed).
+_WRITE_ERRORS = (OSError, RuntimeError)
+
+
+def check_replaceable(path: str) -> None:
+    """Refuse an existing ``path`` that is not a regular file: replacing a FIFO or a device node
+    (e.g. under /dev, as root) with an HDF5 file would destroy it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot inspect the existing output ({exc.strerror or exc}); check the path") from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO" if stat.S_ISFIFO(st.st_mode)
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "a directory" if stat.S_ISDIR(st.st_mode)
+            else "not a regular file"
+        )
+        raise StoreError(
+            f"{path}: exists and is {kind}, not a regular file; pycodec only replaces regular files, "
+            "give another output path"
+        )
 
 
 def sha256_file(path: str | os.PathLike, bufsize: int = 1 << 20) -> str:
@@ -249,7 +278,13 @@ class H5Writer:
             raise StoreError(
                 f"{path}: unknown compression {compression!r}; use one of {', '.join(COMPRESSIONS)}"
             )
-        self.path = os.path.abspath(os.fspath(path))
+        given = os.fspath(path)
+        if given.endswith((os.sep, "/")):
+            raise StoreError(
+                f"{given}: names a directory (ends with '/'); give a file name such as {given}out.h5"
+            )
+        # A symbolic link is followed: the file it points to is written (and replaced), the link stays.
+        self.path = os.path.realpath(given) if os.path.islink(given) else os.path.abspath(given)
         self.compression = compression
         self.overwrite = overwrite
         self.batch_bytes, self.max_batch, self.skip_zero = batch_bytes, max_batch, skip_zero
@@ -273,6 +308,9 @@ class H5Writer:
         self._attrs = None if attrs is None else dict(attrs)
         self._attrs_written = False
         self.yield_gil = False  # set by PipelinedWriter (see _yield_gil)
+        # Called by close() just before the finished file is moved into place; an exception it raises
+        # (e.g. an interrupt that arrived while HDF5 was closing the file) aborts the writer instead.
+        self.before_rename: Callable[[], None] | None = None
         self._check_target()
         folder = os.path.dirname(self.path)
         try:
@@ -280,7 +318,7 @@ class H5Writer:
                 prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=folder
             )
             os.close(fd)
-        except OSError as exc:
+        except _WRITE_ERRORS as exc:
             self.abort()
             raise StoreError(f"{self.path}: {_os_reason(exc)}") from exc
         if not defer_open:
@@ -301,7 +339,7 @@ class H5Writer:
             self._h5 = h5py.File(self.tmp, "w", rdcc_nbytes=0)
             for k, dt in FRAME_META.items():
                 self._meta_ids[k] = self._new_dataset(f"frame/{k}", (), np.dtype(dt), META_CHUNK)
-        except OSError as exc:
+        except _WRITE_ERRORS as exc:
             self.abort()
             raise StoreError(f"{self.path}: {_os_reason(exc)}") from exc
         except BaseException:
@@ -361,7 +399,8 @@ class H5Writer:
         return dsid
 
     def _check_target(self) -> None:
-        """Refuse early (before decoding) when the output cannot be written."""
+        """Refuse early (before decoding) when the output cannot be written: only a regular file is
+        ever replaced (never a FIFO, a device, a socket or a directory)."""
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise StoreError(f"{self.path}: directory {folder} does not exist; create it first")
@@ -369,6 +408,7 @@ class H5Writer:
             raise StoreError(f"{self.path}: is a directory; give a file name such as out.h5")
         if os.path.lexists(self.path) and not self.overwrite:
             raise StoreError(f"{self.path}: already exists; pass --overwrite to replace it")
+        check_replaceable(self.path)
 
     # ------------------------------------------------------------------ writing
     def _create(self, name: str, arr: np.ndarray) -> _Series:
@@ -415,7 +455,7 @@ class H5Writer:
             self.open()
         try:
             self._append(frame)
-        except OSError as exc:
+        except _WRITE_ERRORS as exc:
             self.abort()
             raise StoreError(f"{self.path}: {_os_reason(exc)}") from exc
         except BaseException:
@@ -618,12 +658,15 @@ class H5Writer:
             self._h5 = None
             if os.path.lexists(self.path) and not self.overwrite:
                 raise StoreError(f"{self.path}: appeared while extracting; pass --overwrite to replace it")
+            check_replaceable(self.path)
+            if self.before_rename is not None:
+                self.before_rename()
             assert self.tmp is not None
             os.chmod(self.tmp, new_file_mode())
             os.replace(self.tmp, self.path)
             self.tmp = None
             self.closed = True
-        except OSError as exc:
+        except _WRITE_ERRORS as exc:
             self.abort()
             raise StoreError(f"{self.path}: {_os_reason(exc)}") from exc
         except BaseException:
@@ -877,6 +920,18 @@ def _attr(v: Any) -> Any:
     return v
 
 
+# What h5py raises on a damaged file, depending on which structure the damage hit.
+READ_ERRORS = (
+    OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError, UnicodeDecodeError, AttributeError
+)
+
+
+def damaged(path: str | os.PathLike, exc: BaseException) -> StoreError:
+    """The one-line error for an extracted file that h5py cannot read (``exc``)."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return StoreError(f"{os.fspath(path)}: cannot be read ({reason}); the file is damaged, extract the video again")
+
+
 class ExtractedFile:
     """Read access to a file written by ``pycodec extract``: attributes, fields and frame N as a dict."""
 
@@ -890,14 +945,27 @@ class ExtractedFile:
             raise StoreError(
                 f"{self.path}: not a readable HDF5 file; pass a file written by `pycodec extract`"
             ) from exc
-        schema = _attr(self.h5.attrs.get("schema"))
-        if schema != SCHEMA:
+        try:
+            schema = _attr(self.h5.attrs.get("schema"))
+            if schema != SCHEMA:
+                raise StoreError(
+                    f"{self.path}: schema is {schema!r}, expected {SCHEMA!r}; "
+                    "re-extract it with `pycodec extract`"
+                )
+            self.attrs: dict[str, Any] = {k: _attr(v) for k, v in self.h5.attrs.items()}
+            # the per-frame metadata every reader relies on: present, one value per frame
+            lengths = {self.h5[f"frame/{k}"].shape[:1] for k in FRAME_META}
+            if len(lengths) != 1:
+                raise StoreError(
+                    f"{self.path}: the frame/ datasets have different lengths; the file is damaged, "
+                    "extract the video again"
+                )
+        except StoreError:
             self.h5.close()
-            raise StoreError(
-                f"{self.path}: schema is {schema!r}, expected {SCHEMA!r}; "
-                "re-extract it with `pycodec extract`"
-            )
-        self.attrs: dict[str, Any] = {k: _attr(v) for k, v in self.h5.attrs.items()}
+            raise
+        except READ_ERRORS as exc:
+            self.h5.close()
+            raise damaged(self.path, exc) from exc
 
     @property
     def fields(self) -> list[str]:

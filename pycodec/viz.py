@@ -39,7 +39,7 @@ MODES = {
     3: ("PCM", "#fdd835"),
     4: ("lossless", "#8e24aa"),
 }
-FLAG_NAMES = ("CORRUPT", "INCOMPLETE", "UNSUPPORTED", "LOSSLESS", "PCM", "NO_EXPORT")
+FLAG_NAMES = ("CORRUPT", "INCOMPLETE", "UNSUPPORTED", "LOSSLESS", "PCM", "NO_EXPORT", "SIZE_CHANGED")
 MIN_ARROW_PX = 9.0  # closest spacing of motion-vector arrows on screen, in figure pixels
 
 
@@ -418,11 +418,21 @@ def save_frame_figure(f: store.ExtractedFile | str | os.PathLike, n: int, out: s
     if not isinstance(f, store.ExtractedFile):
         with store.open_h5(f) as opened:
             return save_frame_figure(opened, n, out)
+    return save_figure(frame_figure(f, n), out)
+
+
+def save_figure(fig: Any, out: str | os.PathLike) -> str:
+    """Write ``fig`` to the PNG ``out`` atomically (temporary file, then rename) and close it. Only a
+    regular file is ever replaced: a FIFO or a device node at ``out`` is refused (StoreError)."""
     out = os.fspath(out)
-    fig = frame_figure(f, n)
-    folder = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".png", dir=folder)
-    os.close(fd)
+    try:
+        store.check_replaceable(out)
+        folder = os.path.dirname(os.path.abspath(out))
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".png", dir=folder)
+        os.close(fd)
+    except BaseException:
+        plt.close(fig)
+        raise
     try:
         fig.savefig(tmp, format="png")
         os.chmod(tmp, store.new_file_mode())

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Download FFmpeg's orig tarball from the distribution's source package into
 # $1 (a directory), using a private apt configuration: the system's apt
-# sources and state are only read, never modified.
+# sources and state are only read, never modified.  The version is scripts/build_ffmpeg.sh's
+# (FFMPEG_DEB_VERSION overrides it); that script also checks the tarball's sha256.
 set -euo pipefail
 dest=$1
-version=${FFMPEG_DEB_VERSION:-7:5.1.9-0+deb12u1}
+version=${FFMPEG_DEB_VERSION:-$(bash "$(dirname "$0")/build_ffmpeg.sh" --print deb-version)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/etc/sources.list.d" "$work/state/lists/partial" "$work/cache/archives/partial" "$dest"
