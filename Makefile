@@ -8,29 +8,27 @@ PY           := $(VENV)/bin/python
 BUILD        := build
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 
-FFMPEG_VERSION     := 5.1.9
-FFMPEG_DEB_VERSION := 7:5.1.9-0+deb12u1
-FFMPEG_SHA256      := d9b593bb2ba93d4b50f74177e0cdcd41747e708596367deed0c30348a71dd176
-FFMPEG_TARBALL     := $(BUILD)/dl/ffmpeg_$(FFMPEG_VERSION).orig.tar.xz
+# FFmpeg's version, checksum and configure flags are defined once, in scripts/build_ffmpeg.sh (the
+# recipe setup.py uses too); these copies are read from it.
+FFMPEG_BUILD_SH    := scripts/build_ffmpeg.sh
+FFMPEG_VERSION     := $(shell $(FFMPEG_BUILD_SH) --print version)
+FFMPEG_DEB_VERSION := $(shell $(FFMPEG_BUILD_SH) --print deb-version)
+FFMPEG_SHA256      := $(shell $(FFMPEG_BUILD_SH) --print sha256)
+FFMPEG_TARBALL     := $(BUILD)/dl/$(shell $(FFMPEG_BUILD_SH) --print tarball)
 FFMPEG_SRC         := $(BUILD)/ffmpeg-src
 FFMPEG_OBJ         := $(BUILD)/ffmpeg-obj
 FFMPEG_PREFIX      := $(BUILD)/ffmpeg
 FFMPEG_DEV         := $(BUILD)/ffmpeg-dev
 FFMPEG_PATCHES     := $(sort $(wildcard third_party/ffmpeg-patches/*.patch))
 
-# Only what pycodec needs: the two decoders, their parsers, common containers.
-FFMPEG_CONFIG := --disable-everything --disable-autodetect --disable-programs \
-	--disable-doc --disable-network --disable-avdevice --disable-swscale \
-	--disable-swresample --disable-postproc --disable-avfilter \
-	--enable-static --disable-shared --enable-pic \
-	--enable-decoder=h264,hevc --enable-parser=h264,hevc \
-	--enable-demuxer=mov,matroska,avi,mpegts,h264,hevc --enable-protocol=file
+# Only what pycodec needs: the two decoders, their parsers, common containers (see the script).
+FFMPEG_CONFIG      := $(shell $(FFMPEG_BUILD_SH) --print config)
 
 EXT := pycodec/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
 SAMPLES      := $(BUILD)/samples
 
-.PHONY: all venv ffmpeg ext samples demo test bench lint clean distclean ffmpeg-dev ffmpeg-patches dataset
+.PHONY: all venv ffmpeg ext wheel samples demo test bench lint clean distclean ffmpeg-dev ffmpeg-patches dataset
 
 all: venv ffmpeg ext
 
@@ -43,36 +41,33 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # ---------------------------------------------------------------- FFmpeg
+# scripts/build_ffmpeg.sh does the work (download, sha256, patches, configure, build, install) and
+# keeps a hash of the patches and flags in its stamps: it is run every time (FORCE), does nothing
+# when they are unchanged, and then leaves the stamps' dates alone, so nothing downstream rebuilds.
 $(FFMPEG_TARBALL):
-	scripts/fetch_ffmpeg.sh $(BUILD)/dl
+	$(FFMPEG_BUILD_SH) --fetch $(BUILD)
 
 $(BUILD)/.tarball-ok: $(FFMPEG_TARBALL)
-	@echo "$(FFMPEG_SHA256)  $(FFMPEG_TARBALL)" | sha256sum -c --quiet - \
-	  || { echo "error: $(FFMPEG_TARBALL) does not have the expected sha256; delete it and run make again" >&2; exit 1; }
+	$(FFMPEG_BUILD_SH) --fetch $(BUILD)
 	touch $@
 
-# nasm gives FFmpeg its SIMD code; without it the build still works, slower.
+# nasm gives FFmpeg its SIMD code.  As root, make installs it (apt-get); otherwise the script uses
+# a private copy of Debian's nasm package (build/nasm), or builds without SIMD (slower, works).
+# yes/no: whether nasm is on PATH.
 $(BUILD)/.nasm:
 	@mkdir -p $(BUILD)
 	@command -v nasm >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get -qq update && apt-get -qq install -y nasm) >/dev/null 2>&1; } || true
-	@if command -v nasm >/dev/null; then echo yes > $@; \
-	 else echo "warning: nasm is not available; building FFmpeg without SIMD (decoding will be slower)" >&2; echo no > $@; fi
+	@if command -v nasm >/dev/null; then echo yes > $@; else echo no > $@; fi
 
-$(FFMPEG_SRC)/.patched: $(BUILD)/.tarball-ok $(FFMPEG_PATCHES)
-	rm -rf $(FFMPEG_SRC) && mkdir -p $(FFMPEG_SRC)
-	tar -xf $(FFMPEG_TARBALL) -C $(FFMPEG_SRC) --strip-components=1
-	set -e; for p in $(FFMPEG_PATCHES); do echo "applying $$p"; patch -d $(FFMPEG_SRC) -p1 -s --no-backup-if-mismatch < $$p; done
-	touch $@
+# The patched tree (build/ffmpeg-src), redone when the patches change.
+$(FFMPEG_SRC)/.patched: FORCE
+	@$(FFMPEG_BUILD_SH) --source $(BUILD)
 
 ffmpeg: $(FFMPEG_PREFIX)/.built
-$(FFMPEG_PREFIX)/.built: $(FFMPEG_SRC)/.patched $(BUILD)/.nasm
-	rm -rf $(FFMPEG_OBJ) $(FFMPEG_PREFIX) && mkdir -p $(FFMPEG_OBJ)
-	cd $(FFMPEG_OBJ) && ../ffmpeg-src/configure --prefix=$(abspath $(FFMPEG_PREFIX)) \
-	  $(FFMPEG_CONFIG) $$( [ "$$(cat ../.nasm)" = yes ] || echo --disable-x86asm ) > configure.log \
-	  || { tail -20 configure.log; exit 1; }
-	$(MAKE) -C $(FFMPEG_OBJ) -j$(JOBS) > $(FFMPEG_OBJ)/build.log 2>&1 || { tail -40 $(FFMPEG_OBJ)/build.log; exit 1; }
-	$(MAKE) -C $(FFMPEG_OBJ) install > $(FFMPEG_OBJ)/install.log 2>&1
-	touch $@
+$(FFMPEG_PREFIX)/.built: FORCE | $(BUILD)/.nasm
+	@$(FFMPEG_BUILD_SH) -j$(JOBS) $(BUILD)
+
+FORCE:
 
 # A git tree for editing the patches: pristine commit, then one commit per patch.
 ffmpeg-dev: $(BUILD)/.tarball-ok
@@ -93,6 +88,120 @@ $(EXT): $(FFMPEG_PREFIX)/.built $(VENV)/.installed setup.py $(wildcard csrc/*.cp
 	FFMPEG_PREFIX=$(abspath $(FFMPEG_PREFIX)) $(PY) setup.py -q build_ext --inplace
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . > /dev/null
 
+# A wheel (the extension with the patched FFmpeg linked in) in dist/; `pip install .` and
+# `pip wheel .` build the same from a clean clone without make (README, "Installing with pip").
+wheel: venv ffmpeg
+	@mkdir -p dist
+	FFMPEG_PREFIX=$(abspath $(FFMPEG_PREFIX)) $(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
+	@echo "wheel: $$(ls -t dist/pycodec-*.whl | head -1)"
+
+# ---------------------------------------------------------------- fuzzing (docs/fuzzing.md)
+# libFuzzer harnesses (fuzz/) over the patched decoders with every export on, built with clang,
+# ASan and UBSan against a sanitized copy of the patched FFmpeg in build/fuzz/ (own objects and
+# prefix; the normal build is not touched).  `make fuzz` builds, `make fuzz-smoke` (part of
+# `make test`) runs both for about a minute, `make fuzz-campaign FUZZ_RUNS=10000000` is the long run.
+FUZZ          := $(BUILD)/fuzz
+FUZZ_SRC      := $(FUZZ)/ffmpeg-src
+FUZZ_OBJ      := $(FUZZ)/ffmpeg-obj
+FUZZ_PREFIX   := $(FUZZ)/ffmpeg
+FUZZ_CODECS   := h264 hevc
+FUZZ_CC       ?= clang
+FUZZ_CXX      ?= clang++
+# UBSan: every check of -fsanitize=undefined but those in FUZZ_UBSAN_OFF (why: docs/fuzzing.md); any
+# report aborts.  No ASan ODR indicators: configure would take their symbol for an extern prefix.
+FUZZ_UBSAN_OFF ?= alignment,pointer-overflow
+FUZZ_SAN      ?= -fsanitize=address,undefined -fno-sanitize=$(FUZZ_UBSAN_OFF) -fno-sanitize-recover=all
+# Coverage for libFuzzer without comparison tracing (a third of the run time; fuzz/*.dict instead).
+FUZZ_CFLAGS   := $(FUZZ_SAN) -fsanitize=fuzzer-no-link -fno-sanitize-coverage=trace-cmp \
+	-fno-sanitize-address-use-odr-indicator -gline-tables-only -fno-omit-frame-pointer
+FUZZ_MAXLEN   ?= 512
+FUZZ_RUNS     ?= 10000000
+FUZZ_TIME     ?= 0
+FUZZ_SMOKE_S  ?= 25
+FUZZ_SEED     ?= 1
+# -entropic=0: the entropic schedule's bookkeeping took 80% of the time with ~100k features.
+FUZZ_OPTS      = -max_len=$(FUZZ_MAXLEN) -timeout=20 -rss_limit_mb=2048 -dict=fuzz/$(1).dict \
+	-entropic=0 -detect_leaks=1 -print_final_stats=1 -seed=$(FUZZ_SEED)
+FUZZ_ENV      := ASAN_OPTIONS=detect_leaks=1:symbolize=1 UBSAN_OPTIONS=print_stacktrace=1
+
+.PHONY: fuzz fuzz-smoke fuzz-campaign fuzz-seeds
+
+# clang with the libFuzzer and sanitizer runtimes (Debian: clang, libclang-rt-N-dev); installed
+# when running as root, like nasm.
+$(FUZZ)/.clang:
+	@mkdir -p $(FUZZ)
+	@fuzz_ok() { echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' \
+	  | $(FUZZ_CC) -x c -fsanitize=fuzzer,address,undefined -o $(FUZZ)/.clang-check - >/dev/null 2>&1; }; \
+	 fuzz_ok || { [ "$$(id -u)" = 0 ] && { command -v $(FUZZ_CC) >/dev/null || (apt-get -qq update && apt-get -qq install -y --no-install-recommends clang) >/dev/null 2>&1; } \
+	   && (apt-get -qq install -y --no-install-recommends libclang-rt-$$($(FUZZ_CC) -dumpversion | cut -d. -f1)-dev || \
+	       { apt-get -qq update && apt-get -qq install -y --no-install-recommends libclang-rt-$$($(FUZZ_CC) -dumpversion | cut -d. -f1)-dev; }) >/dev/null 2>&1 && fuzz_ok; } \
+	 || { echo "error: fuzzing needs clang with libFuzzer and ASan/UBSan (Debian: apt-get install clang libclang-rt-14-dev; run make as root to install them)" >&2; exit 1; }
+	@rm -f $(FUZZ)/.clang-check && touch $@
+
+# The patched FFmpeg again, under ASan + UBSan + libFuzzer coverage: decoders and parsers only,
+# from a copy of the patched tree (so that a rebuild of the normal one cannot pull it away).
+$(FUZZ_SRC)/.patched: $(FFMPEG_SRC)/.patched
+	rm -rf $(FUZZ_SRC) && mkdir -p $(FUZZ) && cp -a $(FFMPEG_SRC) $(FUZZ_SRC)
+	touch $@
+
+$(FUZZ_PREFIX)/.built: $(FUZZ_SRC)/.patched $(BUILD)/.nasm $(FUZZ)/.clang
+	rm -rf $(FUZZ_OBJ) $(FUZZ_PREFIX) && mkdir -p $(FUZZ_OBJ)
+	cd $(FUZZ_OBJ) && $(abspath $(FUZZ_SRC))/configure --prefix=$(abspath $(FUZZ_PREFIX)) \
+	  --cc=$(FUZZ_CC) --cxx=$(FUZZ_CXX) --optflags=-O1 \
+	  --extra-cflags="$(FUZZ_CFLAGS)" --extra-ldflags="$(FUZZ_SAN)" \
+	  --disable-everything --disable-autodetect --disable-programs --disable-doc --disable-network \
+	  --disable-avdevice --disable-swscale --disable-swresample --disable-postproc --disable-avfilter \
+	  --enable-static --disable-shared --enable-decoder=h264,hevc --enable-parser=h264,hevc \
+	  $$( [ "$$(cat $(abspath $(BUILD))/.nasm)" = yes ] || echo --disable-x86asm ) > configure.log \
+	  || { tail -20 configure.log; exit 1; }
+	@grep -q '^#define EXTERN_PREFIX ""$$' $(FUZZ_OBJ)/config.h \
+	  || { echo "error: FFmpeg's configure found a symbol prefix under the sanitizers (docs/fuzzing.md)" >&2; exit 1; }
+	$(MAKE) -C $(FUZZ_OBJ) -j$(JOBS) > $(FUZZ_OBJ)/build.log 2>&1 || { tail -40 $(FUZZ_OBJ)/build.log; exit 1; }
+	$(MAKE) -C $(FUZZ_OBJ) install > $(FUZZ_OBJ)/install.log 2>&1
+	touch $@
+
+# One fuzzer per codec; pycodec's blob reader (csrc/blob.cpp, csrc/schema.cpp) is linked in.
+FUZZ_BINS := $(FUZZ_CODECS:%=$(FUZZ)/%_fuzzer)
+fuzz: $(FUZZ_BINS)
+$(FUZZ)/%_fuzzer: fuzz/decoder_fuzzer.cpp csrc/blob.cpp csrc/schema.cpp csrc/blob.h csrc/schema.h $(FUZZ_PREFIX)/.built
+	$(FUZZ_CXX) -std=c++17 -O1 $(FUZZ_SAN) -fsanitize=fuzzer -fno-sanitize-coverage=trace-cmp \
+	  -gline-tables-only -fno-omit-frame-pointer \
+	  -DFUZZ_CODEC_ID=AV_CODEC_ID_$(shell echo $* | tr a-z A-Z) -I$(FUZZ_PREFIX)/include -Icsrc \
+	  fuzz/decoder_fuzzer.cpp csrc/blob.cpp csrc/schema.cpp \
+	  $(FUZZ_PREFIX)/lib/libavcodec.a $(FUZZ_PREFIX)/lib/libavutil.a -lm -pthread -o $@
+
+# Seed corpus from the test stream generators (small re-encodes, raw Annex B).
+fuzz-seeds: $(FUZZ)/seeds/.made
+$(FUZZ)/seeds/.made: fuzz/make_seeds.py tests/streams.py tests/hevc_streams.py tests/h264_bitstream.py $(VENV)/.installed
+	rm -rf $(FUZZ)/seeds && $(PY) fuzz/make_seeds.py $(FUZZ)/seeds
+	touch $@
+
+# CI smoke run: each fuzzer FUZZ_SMOKE_S seconds from the seeds and the inputs the fuzzers found
+# (tests/data/fuzz/) into a fresh corpus; any crash, leak, timeout or sanitizer report fails (the
+# input and the log stay in build/fuzz/smoke/).
+fuzz-smoke: $(FUZZ_BINS) $(FUZZ)/seeds/.made
+	@rm -rf $(FUZZ)/smoke && mkdir -p $(FUZZ)/smoke
+	@for c in $(FUZZ_CODECS); do \
+	  mkdir -p $(FUZZ)/smoke/$$c; \
+	  $(FUZZ_ENV) $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) -max_total_time=$(FUZZ_SMOKE_S) \
+	    -artifact_prefix=$(FUZZ)/smoke/$$c- $(FUZZ)/smoke/$$c $(FUZZ)/seeds/$$c tests/data/fuzz/$$c > $(FUZZ)/smoke/$$c.log 2>&1 \
+	  || { tail -40 $(FUZZ)/smoke/$$c.log; echo "error: fuzz-smoke: the $$c fuzzer failed (log: $(FUZZ)/smoke/$$c.log)" >&2; exit 1; }; \
+	  echo "fuzz-smoke $$c: $$(fuzz/summary.sh $(FUZZ)/smoke/$$c.log)"; \
+	done
+
+# The long campaign: both fuzzers in parallel, FUZZ_RUNS executions each, logs, corpora and any
+# crash inputs in build/fuzz/campaign/; fuzz/summary.sh prints the figures of docs/fuzzing.md.
+fuzz-campaign: $(FUZZ_BINS) $(FUZZ)/seeds/.made
+	@mkdir -p $(FUZZ)/campaign
+	@pids=; for c in $(FUZZ_CODECS); do \
+	  mkdir -p $(FUZZ)/campaign/$$c; \
+	  ( start=$$(date +%s); $(FUZZ_ENV) nice -n 10 $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) \
+	      -artifact_prefix=$(FUZZ)/campaign/$$c- $(FUZZ)/campaign/$$c $(FUZZ)/seeds/$$c tests/data/fuzz/$$c \
+	      > $(FUZZ)/campaign/$$c.log 2>&1; \
+	    rc=$$?; echo "wall_s: $$(( $$(date +%s) - start )) exit: $$rc" >> $(FUZZ)/campaign/$$c.log; exit $$rc ) & pids="$$pids $$!"; \
+	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; \
+	for c in $(FUZZ_CODECS); do echo "fuzz-campaign $$c: $$(fuzz/summary.sh $(FUZZ)/campaign/$$c.log)"; done; exit $$rc
+
 # ---------------------------------------------------------------- real-world samples
 # H.264 files no one on the team encoded, from a Debian package (sha256 checked).
 samples: $(SAMPLES)/.fetched
@@ -104,7 +213,7 @@ $(SAMPLES)/.fetched: scripts/fetch_samples.sh scripts/apt_private.sh
 demo: all
 	$(PY) -m pycodec.demo $(BUILD)/demo
 
-test: all samples
+test: all samples fuzz-smoke
 	$(PY) -m pytest -q tests
 
 bench: all
@@ -145,4 +254,4 @@ clean:
 	  $(BUILD)/temp.* $(BUILD)/lib.* pycodec/_core*.so *.egg-info .pytest_cache
 
 distclean: clean
-	rm -rf $(VENV) $(BUILD)
+	rm -rf $(VENV) $(BUILD) dist

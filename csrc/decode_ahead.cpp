@@ -1,12 +1,43 @@
 #include "decode_ahead.h"
 
+#include <algorithm>
+#include <iterator>
 #include <new>
+#include <stdexcept>
 #include <utility>
 
-namespace pycodec {
+#include "blob.h"
 
-DecodeAhead::DecodeAhead(Decoder& dec, size_t depth)
-    : dec_(dec), depth_(depth ? depth : 1), thread_([this] { run(); }) {}
+namespace pycodec {
+namespace {
+
+// A copy of the decoder's current frame that holds none of the decoder's pooled memory (see the
+// header): its properties and side data (the export blob, by reference), and a copy of its planes
+// when pixels is true, else no planes.
+FramePtr owned_copy(const AVFrame& src, bool pixels) {
+    FramePtr f(av_frame_clone(&src));
+    if (!f) throw std::bad_alloc();
+    for (AVBufferRef*& b : f->buf) av_buffer_unref(&b);
+    for (int i = 0; i < f->nb_extended_buf; ++i) av_buffer_unref(&f->extended_buf[i]);
+    av_freep(&f->extended_buf);
+    f->nb_extended_buf = 0;
+    std::fill(std::begin(f->data), std::end(f->data), nullptr);
+    std::fill(std::begin(f->linesize), std::end(f->linesize), 0);
+    f->extended_data = f->data;
+    if (pixels) {
+        int ret = av_frame_get_buffer(f.get(), 0);
+        if (ret == AVERROR(ENOMEM)) throw std::bad_alloc();
+        if (ret >= 0) ret = av_frame_copy(f.get(), &src);
+        if (ret < 0)
+            throw std::runtime_error("cannot copy a decoded picture: " + error_string(ret));
+    }
+    return f;
+}
+
+}  // namespace
+
+DecodeAhead::DecodeAhead(Decoder& dec, size_t depth, bool pixels)
+    : dec_(dec), depth_(depth ? depth : 1), pixels_(pixels), thread_([this] { run(); }) {}
 
 DecodeAhead::~DecodeAhead() {
     {
@@ -30,8 +61,10 @@ void DecodeAhead::run() {
         try {
             got = dec_.next();
             if (got) {
-                item.frame.reset(av_frame_clone(&dec_.frame()));
-                if (!item.frame) throw std::bad_alloc();
+                // Both before the decoder goes on, as a reader in this thread would: the
+                // expansion lets go of the decoder's tables, the copy of its picture.
+                Blob::expand(dec_.frame());
+                item.frame = owned_copy(dec_.frame(), pixels_);
                 item.pts = dec_.pts();
                 item.packet = dec_.packet_index();
                 item.errors = dec_.frame_error_flags();

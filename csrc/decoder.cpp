@@ -1,5 +1,10 @@
 #include "decoder.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,6 +19,8 @@ constexpr int64_t kExportHeaderOnly = AV_CI_EXPORT_HEADER;
 // Give up on a stream after this many consecutive failures of one call.
 constexpr int kMaxConsecutiveReadErrors = 64;
 constexpr int kMaxConsecutiveDecodeErrors = 1024;
+// Packets after which a corrupt packet that gave no frame is forgotten.
+constexpr int64_t kCorruptPacketHorizon = 64;
 
 // The pixel formats whose pictures the patched decoders export.
 bool is_exportable_format(AVCodecID codec, int fmt) {
@@ -36,6 +43,52 @@ void set_format_info(StreamInfo& info, int fmt) {
     info.pix_fmt = d->name;
     info.bit_depth = d->comp[0].depth;
     info.chroma_format = chroma_format_of(d);
+}
+
+// Refuses what is not a regular file before FFmpeg opens it: opening a FIFO blocks until a writer
+// comes, and a device reads forever (or as an empty file).
+void check_regular_file(const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return;  // avformat_open_input says why
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return;
+    const char* what = S_ISFIFO(st.st_mode)   ? "a FIFO (named pipe)"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "a special file";
+    throw UnsupportedInput(std::string("is ") + what +
+                           ", not a video file; pycodec reads regular files: save the stream to "
+                           "a file first");
+}
+
+// 0 when the file's first and last 64 KiB read back, else the errno of the failing read: tells
+// a damaged container (the demuxer reports EIO for structures that run past the end of the file)
+// from a file the system cannot read.
+int read_errno(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    char buf[65536];
+    int err = 0;
+    struct stat st;
+    if (::fstat(fd, &st) != 0) err = errno;
+    for (off_t at : {off_t{0}, st.st_size > off_t(sizeof buf) ? st.st_size - off_t(sizeof buf) : 0}) {
+        if (err) break;
+        if (::pread(fd, buf, sizeof buf, at) < 0) err = errno;
+    }
+    ::close(fd);
+    return err;
+}
+
+// detail: the demuxer's last error message, without its "[name @ 0x...] " prefix.
+[[noreturn]] void throw_corrupt_container(std::string detail) {
+    if (!detail.empty() && detail[0] == '[') {
+        const size_t end = detail.find("] ");
+        if (end != std::string::npos) detail.erase(0, end + 2);
+    }
+    throw UnsupportedInput("corrupt or truncated container" +
+                           (detail.empty() ? std::string() : " (" + detail + ")") +
+                           "; check that the file was copied or downloaded completely, or "
+                           "re-encode it");
 }
 
 [[noreturn]] void throw_unexportable(int fmt) {
@@ -67,6 +120,7 @@ Decoder::Decoder(const std::string& path, uint32_t export_flags, bool want_heade
 void Decoder::open_input(const std::string& path) {
     // "file:" keeps paths with a colon from being read as a protocol name.
     const std::string url = "file:" + path;
+    check_regular_file(path);
     AVFormatContext* raw = nullptr;
     int ret = avformat_open_input(&raw, url.c_str(), nullptr, nullptr);
     if (ret < 0) {
@@ -74,16 +128,23 @@ void Decoder::open_input(const std::string& path) {
             throw UnsupportedInput(
                 "not a video file (no supported container recognised); pass an MP4, MOV, "
                 "MKV, AVI, MPEG-TS or raw H.264 file");
-        if (ret > -4096 && ret < 0)  // AVERROR(errno)
-            throw InputOSError(-ret, std::strerror(-ret), path);
+        if (ret == AVERROR(EIO) && read_errno(path) == 0)  // the demuxer's EIO, not the system's
+            throw_corrupt_container(log_.last_error);
+        if (ret > -4096 && ret < 0) {  // AVERROR(errno)
+            const int err = ret == AVERROR(EIO) ? read_errno(path) : -ret;
+            throw InputOSError(err, std::strerror(err), path);
+        }
         throw InputOSError(EIO, "cannot open: " + error_string(ret), path);
     }
     fmt_.reset(raw);
 
     ret = avformat_find_stream_info(fmt_.get(), nullptr);
-    if (ret < 0 && fmt_->nb_streams == 0)
+    if (ret < 0 && fmt_->nb_streams == 0) {
+        if (ret == AVERROR(EIO) || ret == AVERROR_INVALIDDATA || ret == AVERROR_EOF)
+            throw_corrupt_container(log_.last_error);
         throw UnsupportedInput("cannot read the stream layout (" + error_string(ret) +
                                "); check that the file is a complete video file");
+    }
 
     ret = av_find_best_stream(fmt_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
     if (ret < 0)
@@ -156,10 +217,12 @@ void Decoder::prime() {
         return;
     }
     primed_ = true;
+    decodable_ = true;
     const AVFrame& f = *frame_;
     if (export_flags_ && !is_exportable_format(codec_->id, f.format))
         throw_unexportable(f.format);
     set_format_info(info_, f.format);
+    info_.format = f.format;
     info_.coded_width = f.width;
     info_.coded_height = f.height;
     info_.crop_top = static_cast<int>(f.crop_top);
@@ -197,7 +260,8 @@ bool Decoder::decode_next() {
         if (ret >= 0) {
             const bool corrupt = pending_corrupt_ || log_.errors != errors_seen_ ||
                                  frame_->decode_error_flags != 0 ||
-                                 (frame_->flags & AV_FRAME_FLAG_CORRUPT);
+                                 (frame_->flags & AV_FRAME_FLAG_CORRUPT) ||
+                                 from_corrupt_packet(frame_->reordered_opaque);
             frame_flags_ = corrupt ? uint32_t{FLAG_CORRUPT} : 0u;
             pending_corrupt_ = false;
             errors_seen_ = log_.errors;
@@ -224,6 +288,19 @@ bool Decoder::decode_next() {
     return false;
 }
 
+bool Decoder::from_corrupt_packet(int64_t packet) {
+    if (corrupt_packets_.empty()) return false;
+    // Frames come out within the decoder's reorder delay (at most 16 pictures) of their packet:
+    // older entries are of packets that gave no frame.
+    const auto old = std::lower_bound(corrupt_packets_.begin(), corrupt_packets_.end(),
+                                      packets_sent_ - kCorruptPacketHorizon);
+    corrupt_packets_.erase(corrupt_packets_.begin(), old);
+    const auto it = std::lower_bound(corrupt_packets_.begin(), corrupt_packets_.end(), packet);
+    if (it == corrupt_packets_.end() || *it != packet) return false;
+    corrupt_packets_.erase(it);
+    return true;
+}
+
 void Decoder::feed_packet() {
     int read_errors = 0;
     for (;;) {
@@ -243,6 +320,17 @@ void Decoder::feed_packet() {
             av_packet_unref(pkt_.get());
             read_errors = 0;
             continue;
+        }
+        if (pkt_->flags & AV_PKT_FLAG_CORRUPT) {
+            // The demuxer knows the packet is damaged: flag its frame, and the next frame out
+            // should the decoder drop it. Where a parser cuts the demuxer's packets into
+            // pictures (MPEG-TS, raw), the flag of a damaged packet lands on the picture the
+            // parser completes with it, mostly the one before the damaged one: flag the next
+            // picture's frame too.
+            corrupt_packets_.push_back(packets_sent_);
+            if (av_stream_get_parser(fmt_->streams[stream_index_]))
+                corrupt_packets_.push_back(packets_sent_ + 1);
+            pending_corrupt_ = true;
         }
         ctx_->reordered_opaque = packets_sent_++;
         ret = avcodec_send_packet(ctx_.get(), pkt_.get());

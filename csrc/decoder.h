@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "codecs.h"
 #include "ffmpeg.h"
@@ -21,6 +22,7 @@ struct StreamInfo {
     int bit_depth = 0;         // 0 if unknown
     std::string chroma_format; // "420", "422", "444", "400", "" if unknown
     std::string pix_fmt;       // "" if unknown
+    int format = -1;           // AVPixelFormat of the first picture, -1 if none was decoded
     AVRational frame_rate{0, 1};
     AVRational time_base{0, 1};
     int64_t nb_frames = 0;
@@ -36,6 +38,7 @@ enum FrameFlag : uint32_t {
     FLAG_LOSSLESS = 1u << 3,
     FLAG_PCM = 1u << 4,
     FLAG_NO_EXPORT = 1u << 5,
+    FLAG_SIZE_CHANGED = 1u << 6,
 };
 
 class Decoder {
@@ -66,6 +69,8 @@ public:
     const CodecSupport& codec() const { return *codec_; }
     uint32_t export_flags() const { return export_flags_; }
     const std::string& last_error() const { return log_.last_error; }
+    // Whether a first frame was decoded when the file was opened (false: the stream gives none).
+    bool decodable() const { return decodable_; }
 
 private:
     void open_input(const std::string& path);
@@ -73,6 +78,8 @@ private:
     void prime();
     bool decode_next();
     void feed_packet();
+    // Whether packet (an index) was marked corrupt by the demuxer; forgets it.
+    bool from_corrupt_packet(int64_t packet);
 
     uint32_t export_flags_;
     bool want_header_;
@@ -86,9 +93,13 @@ private:
     LogSink log_;
 
     bool primed_ = false;      // frame_ holds a decoded frame not yet returned
+    bool decodable_ = false;   // a first frame was decoded at open
     bool flushing_ = false;    // the end of input was sent to the decoder
     bool finished_ = false;    // the decoder returned EOF
     bool pending_corrupt_ = false;
+    // Packets the demuxer marked corrupt (AV_PKT_FLAG_CORRUPT: cut short by the end of the
+    // file, TS packets lost, ...), by index, ascending; the frame decoded from one is flagged.
+    std::vector<int64_t> corrupt_packets_;
     uint64_t errors_seen_ = 0;
     int64_t packets_sent_ = 0;
     uint32_t frame_flags_ = 0;

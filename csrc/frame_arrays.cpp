@@ -110,19 +110,22 @@ struct FrameArrays::Geometry {
     int sw(int plane) const { return plane ? log2_cw : 0; }
     int sh(int plane) const { return plane ? log2_ch : 0; }
 
-    static Geometry of(const AVFrame& f) {
+    static Geometry of(const AVFrame& f) { return of(PictureGeometry::of(f)); }
+
+    static Geometry of(const PictureGeometry& p) {
         Geometry g;
-        g.coded_w = f.width;
-        g.coded_h = f.height;
-        size_t l = f.crop_left, r = f.crop_right, t = f.crop_top, b = f.crop_bottom;
-        if (l + r >= static_cast<size_t>(f.width) || t + b >= static_cast<size_t>(f.height))
+        g.coded_w = p.coded_width;
+        g.coded_h = p.coded_height;
+        size_t l = p.crop_left, r = p.crop_right, t = p.crop_top, b = p.crop_bottom;
+        if (l + r >= static_cast<size_t>(p.coded_width) ||
+            t + b >= static_cast<size_t>(p.coded_height))
             l = r = t = b = 0;  // invalid crop: FFmpeg ignores it too
         g.left = static_cast<int>(l);
         g.top = static_cast<int>(t);
-        g.width = f.width - static_cast<int>(l + r);
-        g.height = f.height - static_cast<int>(t + b);
+        g.width = p.coded_width - static_cast<int>(l + r);
+        g.height = p.coded_height - static_cast<int>(t + b);
         if (const AVPixFmtDescriptor* d =
-                av_pix_fmt_desc_get(static_cast<AVPixelFormat>(f.format))) {
+                av_pix_fmt_desc_get(static_cast<AVPixelFormat>(p.format))) {
             g.log2_cw = d->log2_chroma_w;
             g.log2_ch = d->log2_chroma_h;
             g.bit_depth = d->comp[0].depth;
@@ -156,8 +159,27 @@ struct FrameArrays::Geometry {
     }
 };
 
-FrameArrays::FrameArrays(uint32_t groups, uint32_t export_flags, int codec, bool share)
-    : groups_(groups), export_flags_(export_flags), share_(share) {
+PictureGeometry PictureGeometry::of(const AVFrame& f) {
+    PictureGeometry p;
+    p.coded_width = f.width;
+    p.coded_height = f.height;
+    p.crop_top = f.crop_top;
+    p.crop_bottom = f.crop_bottom;
+    p.crop_left = f.crop_left;
+    p.crop_right = f.crop_right;
+    p.format = f.format;
+    return p;
+}
+
+bool PictureGeometry::operator==(const PictureGeometry& o) const {
+    return coded_width == o.coded_width && coded_height == o.coded_height &&
+           crop_top == o.crop_top && crop_bottom == o.crop_bottom &&
+           crop_left == o.crop_left && crop_right == o.crop_right && format == o.format;
+}
+
+FrameArrays::FrameArrays(uint32_t groups, uint32_t export_flags, int codec, bool share,
+                         std::optional<PictureGeometry> stream)
+    : groups_(groups), export_flags_(export_flags), share_(share), stream_(stream) {
     const auto& specs = section_specs();
     for (int id = 0; id < AV_CI_SEC_NB; ++id) {
         const SectionSpec& s = specs[id];
@@ -219,9 +241,7 @@ py::object buffer_owner(AVBufferRef* buf) {
 
 }  // namespace
 
-uint32_t FrameArrays::convert(const AVFrame& frame, py::dict& arrays, BlobMeta& meta) const {
-    const Geometry g = Geometry::of(frame);
-    if (groups_ & GROUP_DECODED) add_decoded(frame, g, arrays);
+uint32_t FrameArrays::convert(const AVFrame& frame, py::dict& arrays, BlobMeta& meta) {
     const Blob blob = Blob::of(frame);
     meta = BlobMeta{};
     if (blob.valid()) {  // also present without export: header only
@@ -231,7 +251,17 @@ uint32_t FrameArrays::convert(const AVFrame& frame, py::dict& arrays, BlobMeta& 
         meta.poc = h.poc;
         meta.slice_type = h.slice_type;
     }
+    if (stream_ && PictureGeometry::of(frame) != *stream_) {
+        // Another size (or format) than the stream's: every array at the stream's shape, zero.
+        const Geometry g = Geometry::of(*stream_);
+        if (groups_ & GROUP_DECODED) add_decoded_zeros(g, arrays);
+        for (int id : sections_) add_zeros(id, g, nullptr, arrays, true);
+        return FLAG_SIZE_CHANGED;
+    }
+    const Geometry g = Geometry::of(frame);
+    if (groups_ & GROUP_DECODED) add_decoded(frame, g, arrays);
     if (!export_flags_) return 0;
+    if (blob.valid()) note_blob_shapes(blob);
     py::object owner;  // the blob's buffer, for views (share)
     if (share_ && blob.valid()) {
         const AVFrameSideData* sd =
@@ -269,16 +299,46 @@ void FrameArrays::add_decoded(const AVFrame& frame, const Geometry& g, py::dict&
     }
 }
 
-void FrameArrays::add_zeros(int id, const Geometry& g, const Blob* blob,
-                            py::dict& arrays) const {
+void FrameArrays::add_decoded_zeros(const Geometry& g, py::dict& arrays) const {
+    const uint32_t type = g.bit_depth > 8 ? AV_CI_U16 : AV_CI_U8;
+    const AVPixFmtDescriptor* d =
+        stream_ ? av_pix_fmt_desc_get(static_cast<AVPixelFormat>(stream_->format)) : nullptr;
+    const int ncomp = d ? std::min<int>(d->nb_components, 3) : 3;  // as add_decoded
+    for (int c = 0; c < ncomp; ++c) {
+        py::array arr = new_array(type, Shape(ceil_rshift(g.height, g.sh(c)),
+                                              ceil_rshift(g.width, g.sw(c))));
+        std::memset(arr.mutable_data(), 0, arr.nbytes());
+        arrays[decoded_keys_[c]] = std::move(arr);
+    }
+}
+
+void FrameArrays::note_blob_shapes(const Blob& blob) {
+    const auto& specs = section_specs();
+    for (int id : sections_) {
+        if (specs[id].extent != Extent::Blob || !blob.has(id)) continue;
+        const AVCodecInternalsSection& sec = blob.section(id);
+        BlobShape& b = blob_shapes_[id];
+        b.ndim = std::min<uint32_t>(sec.ndim, 4);
+        for (uint32_t i = 0; i < b.ndim; ++i) b.dims[i] = sec.dims[i];
+    }
+}
+
+void FrameArrays::add_zeros(int id, const Geometry& g, const Blob* blob, py::dict& arrays,
+                            bool stream_shape) const {
     const SectionSpec& s = section_specs()[id];
     uint32_t type = s.type;
     if (g.bit_depth > 8 && type == AV_CI_U8 && is_plane(s.extent)) type = AV_CI_U16;
     Shape shape = g.shape(s, true);
     if (s.extent == Extent::Blob) {
-        if (!blob || !blob->valid() || !blob->has(id)) return;
-        const AVCodecInternalsSection& sec = blob->section(id);
-        for (uint32_t i = 0; i < sec.ndim && i < 4; ++i) shape.push_back(sec.dims[i]);
+        if (stream_shape) {
+            const BlobShape& b = blob_shapes_[id];
+            if (!b.ndim) return;
+            for (uint32_t i = 0; i < b.ndim; ++i) shape.push_back(b.dims[i]);
+        } else {
+            if (!blob || !blob->valid() || !blob->has(id)) return;
+            const AVCodecInternalsSection& sec = blob->section(id);
+            for (uint32_t i = 0; i < sec.ndim && i < 4; ++i) shape.push_back(sec.dims[i]);
+        }
     }
     py::array arr = new_array(type, shape);
     std::memset(arr.mutable_data(), 0, arr.nbytes());

@@ -62,15 +62,25 @@ public:
         {
             py::gil_scoped_release release;
             dec_ = std::make_unique<Decoder>(path, export_flags, header);
-            if (ahead) ahead_ = std::make_unique<DecodeAhead>(*dec_, ahead);
+            if (ahead)
+                ahead_ = std::make_unique<DecodeAhead>(*dec_, ahead, (mask & GROUP_DECODED) != 0);
         }
         const int codec =
             dec_->codec().id == AV_CODEC_ID_HEVC ? AV_CI_CODEC_HEVC : AV_CI_CODEC_H264;
-        arrays_ = std::make_unique<FrameArrays>(mask, export_flags, codec, share);
+        // Frames of another size than the first (a size change mid-stream) are flagged and
+        // returned at the first one's shapes.
+        std::optional<PictureGeometry> stream;
+        if (const StreamInfo& s = dec_->info(); s.format >= 0)
+            stream = PictureGeometry{s.coded_width, s.coded_height,
+                                     size_t(s.crop_top),   size_t(s.crop_bottom),
+                                     size_t(s.crop_left),  size_t(s.crop_right),
+                                     s.format};
+        arrays_ = std::make_unique<FrameArrays>(mask, export_flags, codec, share, stream);
         for (const char* k : {"pts", "decode_index", "pkt_bytes", "key", "type", "poc", "flags",
                               "arrays"})
             keys_.push_back(intern(k));
         info_ = make_info(dec_->info());
+        decodable_ = dec_->decodable();
     }
 
     // The next frame in display order as a dict, or None at the end.
@@ -81,8 +91,10 @@ public:
         {
             py::gil_scoped_release release;
             lock.lock();
+            // Frames decoded ahead come expanded (decode_ahead.h); here, as there, the expansion
+            // comes before the decoder decodes on.
             got = ahead_ ? ahead_->pop(item) : dec_ && dec_->next();
-            if (got) Blob::expand(ahead_ ? *item.frame : dec_->frame());
+            if (got && !ahead_) Blob::expand(dec_->frame());
         }
         if (!got) return py::none();
         if (ahead_) return frame_dict(*item.frame, item.pts, item.packet, item.errors);
@@ -117,6 +129,7 @@ public:
         return dec_ ? dec_->last_error() : std::string();
     }
     bool ahead() const { return ahead_ != nullptr; }
+    bool decodable() const { return decodable_; }
     bool closed() const { return !dec_; }
 
 private:
@@ -164,6 +177,7 @@ private:
     std::unique_ptr<FrameArrays> arrays_;
     std::vector<py::object> keys_;
     py::dict info_;
+    bool decodable_ = false;
 };
 
 // Test hook: runs the blob -> arrays conversion on a synthetic frame carrying blob.
@@ -235,7 +249,10 @@ PYBIND11_MODULE(_core, m) {
                                "The latest FFmpeg error message ('' if none).")
         .def_property_readonly("closed", &PyDecoder::closed)
         .def_property_readonly("ahead", &PyDecoder::ahead,
-                               "Whether frames are decoded ahead in a thread.");
+                               "Whether frames are decoded ahead in a thread.")
+        .def_property_readonly("decodable", &PyDecoder::decodable,
+                               "Whether a first frame was decoded when the file was opened "
+                               "(False: the stream gives no frame at all).");
 
     m.def("ffmpeg_version", [] { return std::string(av_version_info()); },
           "Version of the (patched) FFmpeg linked into the module.");
@@ -345,4 +362,5 @@ PYBIND11_MODULE(_core, m) {
     m.attr("FLAG_LOSSLESS") = int(FLAG_LOSSLESS);
     m.attr("FLAG_PCM") = int(FLAG_PCM);
     m.attr("FLAG_NO_EXPORT") = int(FLAG_NO_EXPORT);
+    m.attr("FLAG_SIZE_CHANGED") = int(FLAG_SIZE_CHANGED);
 }

@@ -101,6 +101,8 @@ def build_shard(work: str, out: str, s: EncodeSetting, fields: str, quiet: bool 
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             rc = pycodec.cli.main(argv)
+        if rc > 128:  # stopped by a signal (SIGINT, SIGTERM, SIGHUP): this step stops too, nothing kept
+            raise KeyboardInterrupt
         if rc != 0:
             raise RuntimeError(f"pycodec extract {mp4} failed: {err.getvalue().strip()}")
         lap("extract")

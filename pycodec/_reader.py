@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -63,16 +64,37 @@ def _input_error(path: str, exc: BaseException) -> InputError:
     return InputError(f"{path}: {what}")
 
 
-def _open_core(path: str, export_flags: int, want_decoded: bool, groups: list[str], share: bool = False,
-               ahead: int = 0) -> Any:
-    """Open a ``_core.Decoder``, turning input problems into InputError."""
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory; pass a video file")
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_file(path: str) -> None:
+    """InputError unless ``path`` is a non-empty regular file. FIFOs and devices are refused before
+    FFmpeg opens them: opening a FIFO waits for a writer, a device reads as empty or never ends."""
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{path}: is a directory; pass a video file")
+        if not stat.S_ISREG(mode):
+            what = next((name for test, name in _SPECIAL_FILES if test(mode)), "a special file")
+            raise InputError(
+                f"{path}: is {what}, not a video file; pycodec reads regular files: save the stream to a "
+                "file first"
+            )
         if os.path.getsize(path) == 0:
             raise InputError(f"{path}: file is empty; pass a complete video file")
     except OSError as exc:
         raise _input_error(path, exc) from None
+
+
+def _open_core(path: str, export_flags: int, want_decoded: bool, groups: list[str], share: bool = False,
+               ahead: int = 0) -> Any:
+    """Open a ``_core.Decoder``, turning input problems into InputError."""
+    _check_file(path)
     try:
         return _core.Decoder(path, export_flags, want_decoded, groups, True, share, ahead)
     except (OSError, ValueError) as exc:
@@ -111,6 +133,12 @@ class VideoReader:
         self.export_flags = export_bits(self.fields)
         self._dec: Any = _open_core(self.path, self.export_flags, "decoded" in self.fields, list(self.fields),
                                     share=not copy, ahead=int(ahead))
+        if not self._dec.decodable:  # as `pycodec extract` says; info() still describes such files
+            self.close()
+            raise InputError(
+                f"{self.path}: no frame could be decoded (truncated or corrupted stream); "
+                "check the file with `pycodec info` or re-encode it"
+            )
         self.info: dict[str, Any] = {**self._dec.info, "source": self.path}
         codec = str(self.info.get("codec", ""))
         if fields is not None and fields != "all":

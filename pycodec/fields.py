@@ -70,6 +70,7 @@ class FrameFlag(enum.IntFlag):
     LOSSLESS = 1 << 3  # transform-bypass blocks present
     PCM = 1 << 4  # PCM blocks present
     NO_EXPORT = 1 << 5  # export asked for but the decoder attached none; export arrays are zero
+    SIZE_CHANGED = 1 << 6  # picture size (or format) differs from the stream's first; all arrays are zero
 
 
 def parse_fields(fields: str | Iterable[str] | None) -> tuple[str, ...]:
