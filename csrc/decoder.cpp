@@ -127,7 +127,7 @@ void Decoder::open_input(const std::string& path) {
         if (ret == AVERROR_INVALIDDATA || ret == AVERROR_EOF)
             throw UnsupportedInput(
                 "not a video file (no supported container recognised); pass an MP4, MOV, "
-                "MKV, AVI, MPEG-TS or raw H.264 file");
+                "MKV, AVI, MPEG-TS or raw H.264 or HEVC file");
         if (ret == AVERROR(EIO) && read_errno(path) == 0)  // the demuxer's EIO, not the system's
             throw_corrupt_container(log_.last_error);
         if (ret > -4096 && ret < 0) {  // AVERROR(errno)
