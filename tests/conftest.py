@@ -201,3 +201,23 @@ def hevc_store(tmp_path_factory):
     import hevc_streams
 
     return hevc_streams.HevcStore(tmp_path_factory.mktemp("hevc_streams"))
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    """Run the command line in this process: (exit code, stdout, stderr)."""
+    from pycodec import cli
+
+    rc = cli.main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def one_error_line(err: str, *needles: str) -> str:
+    """The one stderr line of a failed command, "<what is wrong>; <what to do>", holding ``needles``."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pycodec: error: "), err
+    assert "; " in lines[0], err
+    for n in needles:
+        assert n in lines[0], (n, err)
+    return lines[0]

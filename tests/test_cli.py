@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import one_error_line, run
 
 import pycodec
 from pycodec import cli, demo, store
@@ -40,22 +41,6 @@ def media(tmp_path_factory) -> dict[str, Path]:
     m["mpeg4"] = Path(make_talking_sample(d / "mpeg4.mp4", W, H, 4, codec="mpeg4"))
     m["missing"] = d / "missing.mp4"
     return m
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    rc = cli.main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def one_error_line(err: str, *needles: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("pycodec: error: "), err
-    assert "; " in lines[0], err  # "<what is wrong>; <what to do>"
-    for n in needles:
-        assert n in lines[0], (n, err)
-    return lines[0]
 
 
 # ---------------------------------------------------------------------- parsing

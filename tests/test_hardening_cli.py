@@ -20,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import one_error_line, run
 
 import pycodec
 from pycodec import cli, store
@@ -48,21 +49,6 @@ def long_sample(tmp_path_factory) -> Path:
     """A clip long enough to be signalled while it is being extracted (about 3 s of work)."""
     return Path(make_talking_sample(tmp_path_factory.mktemp("hard") / "long.mp4", 320, 240, 240, seed=12,
                                     codec_options={"preset": "ultrafast"}))
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    rc = cli.main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def one_error_line(err: str, *needles: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("pycodec: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, err)
-    return lines[0]
 
 
 def leftovers(folder: Path) -> list[str]:
