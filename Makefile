@@ -121,7 +121,7 @@ FUZZ_SMOKE_S  ?= 25
 FUZZ_SEED     ?= 1
 # -entropic=0: the entropic schedule's bookkeeping took 80% of the time with ~100k features.
 FUZZ_OPTS      = -max_len=$(FUZZ_MAXLEN) -timeout=20 -rss_limit_mb=2048 -dict=fuzz/$(1).dict \
-	-entropic=0 -detect_leaks=1 -print_final_stats=1 -seed=$(FUZZ_SEED)
+	-entropic=0 -detect_leaks=1 -print_final_stats=1
 FUZZ_ENV      := ASAN_OPTIONS=detect_leaks=1:symbolize=1 UBSAN_OPTIONS=print_stacktrace=1
 
 .PHONY: fuzz fuzz-smoke fuzz-campaign fuzz-seeds
@@ -183,24 +183,27 @@ fuzz-smoke: $(FUZZ_BINS) $(FUZZ)/seeds/.made
 	@rm -rf $(FUZZ)/smoke && mkdir -p $(FUZZ)/smoke
 	@for c in $(FUZZ_CODECS); do \
 	  mkdir -p $(FUZZ)/smoke/$$c; \
-	  $(FUZZ_ENV) $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) -max_total_time=$(FUZZ_SMOKE_S) \
+	  $(FUZZ_ENV) $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) -seed=$(FUZZ_SEED) -max_total_time=$(FUZZ_SMOKE_S) \
 	    -artifact_prefix=$(FUZZ)/smoke/$$c- $(FUZZ)/smoke/$$c $(FUZZ)/seeds/$$c tests/data/fuzz/$$c > $(FUZZ)/smoke/$$c.log 2>&1 \
 	  || { tail -40 $(FUZZ)/smoke/$$c.log; echo "error: fuzz-smoke: the $$c fuzzer failed (log: $(FUZZ)/smoke/$$c.log)" >&2; exit 1; }; \
 	  echo "fuzz-smoke $$c: $$(fuzz/summary.sh $(FUZZ)/smoke/$$c.log)"; \
 	done
 
-# The long campaign: both fuzzers in parallel, FUZZ_RUNS executions each, logs, corpora and any
-# crash inputs in build/fuzz/campaign/; fuzz/summary.sh prints the figures of docs/fuzzing.md.
+# The long campaign: FUZZ_RUNS executions per codec (FUZZ_TIME > 0: at most that many seconds),
+# both codecs in parallel, each split over FUZZ_JOBS processes (seeds FUZZ_SEED, FUZZ_SEED+1, ...;
+# FUZZ_RUNS / FUZZ_JOBS executions each) that share the codec's corpus.  Logs <codec>.<job>.log,
+# corpora and any crash inputs in build/fuzz/campaign/; fuzz/summary.sh prints the figures.
+FUZZ_JOBS     ?= 1
 fuzz-campaign: $(FUZZ_BINS) $(FUZZ)/seeds/.made
 	@mkdir -p $(FUZZ)/campaign
-	@pids=; for c in $(FUZZ_CODECS); do \
-	  mkdir -p $(FUZZ)/campaign/$$c; \
-	  ( start=$$(date +%s); $(FUZZ_ENV) nice -n 10 $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_TIME) \
-	      -artifact_prefix=$(FUZZ)/campaign/$$c- $(FUZZ)/campaign/$$c $(FUZZ)/seeds/$$c tests/data/fuzz/$$c \
-	      > $(FUZZ)/campaign/$$c.log 2>&1; \
-	    rc=$$?; echo "wall_s: $$(( $$(date +%s) - start )) exit: $$rc" >> $(FUZZ)/campaign/$$c.log; exit $$rc ) & pids="$$pids $$!"; \
-	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; \
-	for c in $(FUZZ_CODECS); do echo "fuzz-campaign $$c: $$(fuzz/summary.sh $(FUZZ)/campaign/$$c.log)"; done; exit $$rc
+	@pids=; for c in $(FUZZ_CODECS); do for j in $$(seq 1 $(FUZZ_JOBS)); do \
+	  mkdir -p $(FUZZ)/campaign/$$c; log=$(FUZZ)/campaign/$$c.$$j.log; \
+	  ( start=$$(date +%s); $(FUZZ_ENV) nice -n 10 $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) \
+	      -seed=$$(( $(FUZZ_SEED) + j - 1 )) -runs=$$(( $(FUZZ_RUNS) / $(FUZZ_JOBS) )) -max_total_time=$(FUZZ_TIME) \
+	      -artifact_prefix=$(FUZZ)/campaign/$$c- $(FUZZ)/campaign/$$c $(FUZZ)/seeds/$$c tests/data/fuzz/$$c > $$log 2>&1; \
+	    rc=$$?; echo "wall_s: $$(( $$(date +%s) - start )) exit: $$rc" >> $$log; exit $$rc ) & pids="$$pids $$!"; \
+	done; done; rc=0; for p in $$pids; do wait $$p || rc=1; done; \
+	for c in $(FUZZ_CODECS); do echo "fuzz-campaign $$c: $$(fuzz/summary.sh $(FUZZ)/campaign/$$c.*.log)"; done; exit $$rc
 
 # ---------------------------------------------------------------- real-world samples
 # H.264 files no one on the team encoded, from a Debian package (sha256 checked).
@@ -251,7 +254,7 @@ lint: venv
 
 clean:
 	rm -rf $(FFMPEG_SRC) $(FFMPEG_OBJ) $(FFMPEG_PREFIX) $(BUILD)/demo $(BUILD)/.nasm $(BUILD)/.tarball-ok \
-	  $(BUILD)/temp.* $(BUILD)/lib.* pycodec/_core*.so *.egg-info .pytest_cache
+	  $(BUILD)/temp.* $(BUILD)/lib.* $(BUILD)/fuzz pycodec/_core*.so *.egg-info .pytest_cache
 
 distclean: clean
 	rm -rf $(VENV) $(BUILD) dist
