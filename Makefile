@@ -28,7 +28,7 @@ EXT := pycodec/_core$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_
 
 SAMPLES      := $(BUILD)/samples
 
-.PHONY: all venv ffmpeg ext wheel samples demo test bench lint clean distclean ffmpeg-dev ffmpeg-patches dataset
+.PHONY: all venv ffmpeg ext wheel samples demo test bench lint clean distclean ffmpeg-dev ffmpeg-patches dataset peers
 
 all: venv ffmpeg ext
 
@@ -191,19 +191,24 @@ fuzz-smoke: $(FUZZ_BINS) $(FUZZ)/seeds/.made
 
 # The long campaign: FUZZ_RUNS executions per codec (FUZZ_TIME > 0: at most that many seconds),
 # both codecs in parallel, each split over FUZZ_JOBS processes (seeds FUZZ_SEED, FUZZ_SEED+1, ...;
-# FUZZ_RUNS / FUZZ_JOBS executions each) that share the codec's corpus.  Logs <codec>.<job>.log,
-# corpora and any crash inputs in build/fuzz/campaign/; fuzz/summary.sh prints the figures.
+# FUZZ_RUNS / FUZZ_JOBS executions each) that share the codec's corpus.  A campaign may be several
+# runs that resume the corpus: logs <codec>.<UTC start>.<job>.log (the first line names the fuzzer's
+# sha256), corpora and any crash inputs in build/fuzz/campaign/; fuzz/summary.sh prints the figures
+# of this run and of all the runs so far.
 FUZZ_JOBS     ?= 1
+FUZZ_NICE     ?= 10
 fuzz-campaign: $(FUZZ_BINS) $(FUZZ)/seeds/.made
 	@mkdir -p $(FUZZ)/campaign
-	@pids=; for c in $(FUZZ_CODECS); do for j in $$(seq 1 $(FUZZ_JOBS)); do \
-	  mkdir -p $(FUZZ)/campaign/$$c; log=$(FUZZ)/campaign/$$c.$$j.log; \
-	  ( start=$$(date +%s); $(FUZZ_ENV) nice -n 10 $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) \
+	@run=$$(date -u +%Y%m%dT%H%M%SZ); pids=; for c in $(FUZZ_CODECS); do for j in $$(seq 1 $(FUZZ_JOBS)); do \
+	  mkdir -p $(FUZZ)/campaign/$$c; log=$(FUZZ)/campaign/$$c.$$run.$$j.log; \
+	  echo "fuzzer: $$(sha256sum < $(FUZZ)/$${c}_fuzzer | cut -c1-16) $${c}_fuzzer" > $$log; \
+	  ( start=$$(date +%s); $(FUZZ_ENV) nice -n $(FUZZ_NICE) $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) \
 	      -seed=$$(( $(FUZZ_SEED) + j - 1 )) -runs=$$(( $(FUZZ_RUNS) / $(FUZZ_JOBS) )) -max_total_time=$(FUZZ_TIME) \
-	      -artifact_prefix=$(FUZZ)/campaign/$$c- $(FUZZ)/campaign/$$c $(FUZZ)/seeds/$$c tests/data/fuzz/$$c > $$log 2>&1; \
+	      -artifact_prefix=$(FUZZ)/campaign/$$c- $(FUZZ)/campaign/$$c $(FUZZ)/seeds/$$c tests/data/fuzz/$$c >> $$log 2>&1; \
 	    rc=$$?; echo "wall_s: $$(( $$(date +%s) - start )) exit: $$rc" >> $$log; exit $$rc ) & pids="$$pids $$!"; \
 	done; done; rc=0; for p in $$pids; do wait $$p || rc=1; done; \
-	for c in $(FUZZ_CODECS); do echo "fuzz-campaign $$c: $$(fuzz/summary.sh $(FUZZ)/campaign/$$c.*.log)"; done; exit $$rc
+	for c in $(FUZZ_CODECS); do echo "fuzz-campaign $$c, this run: $$(fuzz/summary.sh $(FUZZ)/campaign/$$c.$$run.*.log)"; \
+	  echo "fuzz-campaign $$c, all runs: $$(fuzz/summary.sh $(FUZZ)/campaign/$$c.*.log)"; done; exit $$rc
 
 # ---------------------------------------------------------------- real-world samples
 # H.264 files no one on the team encoded, from a Debian package (sha256 checked).
@@ -216,7 +221,7 @@ $(SAMPLES)/.fetched: scripts/fetch_samples.sh scripts/apt_private.sh
 demo: all
 	$(PY) -m pycodec.demo $(BUILD)/demo
 
-test: all samples fuzz-smoke
+test: all samples peers fuzz-smoke
 	$(PY) -m pytest -q tests
 
 bench: all
@@ -248,6 +253,23 @@ else
 	@rc=0; $(MAKE) --no-print-directory -f "$(OUT)/dataset.mk" shards || rc=$$?; \
 	 $(MAKE) --no-print-directory -f "$(OUT)/dataset.mk" manifest || rc=1; exit $$rc
 endif
+
+# ---------------------------------------------------------------- training
+# make train CONFIG=pipelines/configs/mdvd.yaml [RUN=runs/NAME] [RESUME=1] [NPROC=N] [ARGS="optim.lr=5e-4 ..."]
+# The data: data.manifest in the config, in ARGS, or PYCODEC_DATA=path/to/manifest.jsonl.  NPROC > 1
+# runs torchrun (DDP).  docs/training.md.
+NPROC ?= 1
+.PHONY: train
+train: all
+	@test -n "$(CONFIG)" || { echo "usage: make train CONFIG=pipelines/configs/mdvd.yaml [RUN=runs/NAME] [RESUME=1] [NPROC=N] [ARGS='key=value ...'] (docs/training.md)" >&2; exit 2; }
+	$(if $(filter-out 1,$(NPROC)),$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC),$(PY)) \
+	  -m pipelines.train --config "$(CONFIG)" $(if $(RUN),--out "$(RUN)") $(if $(RESUME),--resume) $(ARGS)
+
+# The ffmpeg program for the post-filter peers of pipelines/evaluate.py (spp, pp7, hqdn3d, nlmeans:
+# GPL filters that PyAV's LGPL FFmpeg lacks).  As root, make installs Debian's package (apt-get).
+peers:
+	@command -v ffmpeg >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get -qq update && apt-get -qq install -y --no-install-recommends ffmpeg) >/dev/null 2>&1; } \
+	  || { echo "error: the evaluation peers need the ffmpeg program (Debian: apt-get install ffmpeg; run make as root to install it)" >&2; exit 1; }
 
 lint: venv
 	$(VENV)/bin/ruff check pycodec pipelines tests benchmarks

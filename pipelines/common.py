@@ -16,7 +16,7 @@ from typing import Any
 
 # Reasons a source video is skipped: a property of the input, not a bug.  A step that meets one
 # writes a "failed" status (so the batch goes on and a rerun does not retry it) and exits 0.
-REASONS = ("unreadable", "no-video", "no-audio", "no-face", "too-short", "encode-failed")
+REASONS = ("unreadable", "no-video", "no-face", "too-short", "encode-failed")
 
 
 class StepFailure(Exception):

@@ -1,182 +1,73 @@
-"""Face tracking and landmarks with dlib: HOG detections, one smoothed square crop per frame, and
-the 68-point shape predictor shipped by the PyPI package ``face-recognition-models``."""
+"""Face tracking and landmarks for the dataset pipeline: re-exported from :mod:`pycodec.face`, where
+the code lives because ``pycodec restore`` finds faces and landmarks the same way at inference.
+
+The one difference: :func:`track` here reports too few faces as the pipeline's
+``StepFailure("no-face", ...)`` (a skipped video in the report) instead of
+:class:`pycodec.face.NoFaceError`.
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
-import os
-from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 
+from pycodec import face as _face
+from pycodec.face import (
+    DETECT_SIDE,
+    PREDICTOR,
+    FaceTrack,
+    FaceTracker,
+    NoFaceError,
+    TrackSettings,
+    _detector,
+    _gauss_smooth,
+    _predictor,
+    choose_faces,
+    crop_square,
+    detect,
+    detect_scaled,
+    iou,
+    landmarks,
+    model_path,
+    rescale_boxes,
+    rescale_points,
+    resize,
+    segments,
+    to_crop_coords,
+)
 
-def model_path(name: str = "shape_predictor_68_face_landmarks.dat") -> str:
-    """Path of a model file in ``face_recognition_models``, found without importing the package
-    (its ``__init__`` imports ``pkg_resources``, which current setuptools no longer ships)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    dirs = list(spec.submodule_search_locations or []) if spec else []
-    for d in dirs:
-        p = os.path.join(d, "models", name)
-        if os.path.isfile(p):
-            return p
-    raise FileNotFoundError(f"{name}: not found in the face-recognition-models package; "
-                            "install it with `make venv` (pip install face-recognition-models)")
-
-
-@lru_cache(maxsize=1)
-def _detector():
-    import dlib
-
-    return dlib.get_frontal_face_detector()
-
-
-@lru_cache(maxsize=1)
-def _predictor():
-    import dlib
-
-    return dlib.shape_predictor(model_path())
-
-
-def detect(gray: np.ndarray, upsample: int = 0) -> np.ndarray:
-    """Face rectangles (K, 5) float64 ``x0, y0, x1, y1, score`` in ``gray``'s pixels, best first."""
-    rects, scores, _ = _detector().run(np.ascontiguousarray(gray, np.uint8), upsample, 0.0)
-    out = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1, s] for r, s in zip(rects, scores)],
-                   np.float64).reshape(-1, 5)
-    return out[np.argsort(-out[:, 4])] if len(out) else out
-
-
-def landmarks(gray: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The 68 landmarks (68, 2) float32 ``x, y`` (pixel centres) in the face rectangle ``box``."""
-    import dlib
-
-    x0, y0, x1, y1 = (round(float(v)) for v in box[:4])
-    shape = _predictor()(np.ascontiguousarray(gray, np.uint8), dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
-    return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two ``x0, y0, x1, y1`` boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class TrackSettings:
-    """How faces are followed and cropped (all documented in docs/dataset.md)."""
-
-    margin: float = 1.8           # crop side = margin x the face box's larger side
-    smooth_s: float = 0.25        # Gaussian sigma of the crop's centre and size, in seconds
-    cut_iou: float = 0.3          # a chosen face overlapping its predecessor less than this starts a new shot
-    min_face_frac: float = 0.5    # fewer frames with a face than this fraction: "no-face"
-
-
-def choose_faces(dets: list[np.ndarray]) -> np.ndarray:
-    """One face per frame (N, 4), NaN where none: keep following the face that overlaps the one
-    chosen before; take the largest detection when nothing overlaps (first frame, shot change)."""
-    out = np.full((len(dets), 4), np.nan)
-    prev = None
-    for t, d in enumerate(dets):
-        if not len(d):
-            continue
-        if prev is not None:
-            ious = [iou(prev, r) for r in d]
-            k = int(np.argmax(ious))
-            if ious[k] > 0:
-                prev = d[k, :4]
-                out[t] = prev
-                continue
-        areas = (d[:, 2] - d[:, 0]) * (d[:, 3] - d[:, 1])
-        prev = d[int(np.argmax(areas)), :4]
-        out[t] = prev
-    return out
-
-
-def segments(faces: np.ndarray, cut_iou: float) -> list[tuple[int, int]]:
-    """Split frames [0, N) into shots: a new shot starts where consecutive detected faces barely overlap."""
-    starts = [0]
-    last = None
-    for t in range(len(faces)):
-        if np.isnan(faces[t, 0]):
-            continue
-        if last is not None and iou(faces[last], faces[t]) < cut_iou:
-            starts.append(last + 1 if t - last > 1 else t)
-        last = t
-    bounds = starts + [len(faces)]
-    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def _gauss_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing along axis 0 with edge replication (sigma in samples)."""
-    if sigma <= 0 or len(x) < 2:
-        return x.copy()
-    r = int(np.ceil(3 * sigma))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    pad = np.concatenate([np.repeat(x[:1], r, 0), x, np.repeat(x[-1:], r, 0)])
-    return np.stack([np.convolve(pad[:, j], k, mode="valid") for j in range(x.shape[1])], 1)
+__all__ = [
+    "DETECT_SIDE",
+    "PREDICTOR",
+    "FaceTrack",
+    "FaceTracker",
+    "NoFaceError",
+    "TrackSettings",
+    "_detector",
+    "_gauss_smooth",
+    "_predictor",
+    "choose_faces",
+    "crop_square",
+    "detect",
+    "detect_scaled",
+    "iou",
+    "landmarks",
+    "model_path",
+    "rescale_boxes",
+    "rescale_points",
+    "resize",
+    "segments",
+    "to_crop_coords",
+    "track",
+]
 
 
 def track(dets: list[np.ndarray], fps: float, s: TrackSettings,
           attempted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame face boxes and square crop boxes, both (N, 4) ``x0, y0, x1, y1`` in source pixels.
-
-    Within each shot: frames without a detection are interpolated (held at the ends), then the face
-    centre and size are smoothed with a Gaussian of ``smooth_s`` seconds; the crop is a square of
-    side ``margin`` x the larger face side, centred on the face.  Shots are smoothed separately, so a
-    cut is not blurred into a pan.  ``attempted`` marks the frames the detector ran on (all by default).
-    """
+    """:func:`pycodec.face.track` (per-frame face and square crop boxes); too few faces is the
+    pipeline's ``StepFailure("no-face")``: the video is skipped and reported, the batch goes on."""
     from pipelines.common import StepFailure
 
-    faces = choose_faces(dets)
-    n = len(faces)
-    found = ~np.isnan(faces[:, 0])
-    tried = int(n if attempted is None else np.count_nonzero(attempted))
-    if n == 0 or found.sum() < max(1, s.min_face_frac * tried):
-        raise StepFailure("no-face", f"a face was found in {int(found.sum())} of {tried} frames searched "
-                          f"(need {s.min_face_frac:.0%}); is this a talking-head video?")
-    # centre x, centre y, size (larger side) of the face
-    csz = np.stack([(faces[:, 0] + faces[:, 2]) / 2, (faces[:, 1] + faces[:, 3]) / 2,
-                    np.maximum(faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1])], 1)
-    smooth = np.empty_like(csz)
-    for a, b in segments(faces, s.cut_iou):
-        seg = csz[a:b]
-        ok = ~np.isnan(seg[:, 0])
-        if not ok.any():  # a shot with no face at all: borrow the nearest found face
-            nearest = np.flatnonzero(found)[np.argmin(np.abs(np.flatnonzero(found) - a))]
-            smooth[a:b] = csz[nearest]
-            continue
-        idx = np.arange(b - a)
-        filled = np.stack([np.interp(idx, idx[ok], seg[ok, j]) for j in range(3)], 1)
-        smooth[a:b] = _gauss_smooth(filled, s.smooth_s * fps)
-    half = smooth[:, 2:3] / 2
-    face_box = np.concatenate([smooth[:, :2] - half, smooth[:, :2] + half], 1)
-    half_c = half * s.margin
-    crop_box = np.concatenate([smooth[:, :2] - half_c, smooth[:, :2] + half_c], 1)
-    return face_box, crop_box
-
-
-def crop_square(img: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The pixels of ``img`` (H, W, C) in the integer-rounded square ``box``; outside the frame the
-    edge pixels are repeated (a black border would cost the encoder bits and teach the model edges)."""
-    h, w = img.shape[:2]
-    x0, y0 = int(np.floor(box[0] + 0.5)), int(np.floor(box[1] + 0.5))
-    side = max(1, int(np.floor(box[2] - box[0] + 0.5)))
-    ys = np.clip(np.arange(y0, y0 + side), 0, h - 1)
-    xs = np.clip(np.arange(x0, x0 + side), 0, w - 1)
-    if ys[0] == y0 and ys[-1] == y0 + side - 1 and xs[0] == x0 and xs[-1] == x0 + side - 1:
-        return img[y0:y0 + side, x0:x0 + side]
-    return img[ys[:, None], xs[None, :]]
-
-
-def to_crop_coords(points: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-    """Source-pixel coordinates -> coordinates in the ``size`` x ``size`` crop of square ``box``
-    (pixel centres at integers, as dlib reports them)."""
-    x0, y0 = np.floor(box[0] + 0.5), np.floor(box[1] + 0.5)
-    side = max(1.0, np.floor(box[2] - box[0] + 0.5))
-    k = size / side
-    return (points - np.array([x0, y0]) + 0.5) * k - 0.5
+    try:
+        return _face.track(dets, fps, s, attempted)
+    except NoFaceError as exc:
+        raise StepFailure("no-face", str(exc)) from exc

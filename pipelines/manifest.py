@@ -96,7 +96,8 @@ def summary(rows: list[dict[str, Any]], failures: list[dict[str, Any]], videos: 
 
 
 def write(out: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    settings = read_json(os.path.join(out, "config", "encode.json"))["settings"]
+    listed = os.path.join(out, "config", "settings.json")
+    settings = read_json(listed if os.path.exists(listed) else os.path.join(out, "config", "encode.json"))["settings"]
     rows, failures, videos = gather(out, settings)
     for split in ("train", "val", "test"):
         os.makedirs(os.path.join(out, "splits"), exist_ok=True)

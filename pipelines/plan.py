@@ -31,10 +31,31 @@ VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", "
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def person_ids(src: str) -> dict[str, str]:
+    """File name -> person, from a ``manifest.tsv`` (tab-separated, columns ``file`` and
+    ``person_id``) in ``src`` or the folder above it, as ``../shared/data/talking-heads/`` has."""
+    src = os.path.abspath(src)
+    base = src if os.path.isdir(src) else os.path.dirname(src)
+    for d in (base, os.path.dirname(base)):
+        path = os.path.join(d, "manifest.tsv")
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            head = f.readline().rstrip("\n").split("\t")
+            if "file" not in head or "person_id" not in head:
+                continue
+            i, j = head.index("file"), head.index("person_id")
+            rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+        return {r[i]: r[j] for r in rows if len(r) > max(i, j) and r[j]}
+    return {}
+
+
 def find_sources(src: str) -> list[tuple[str, str, str]]:
     """(video id, identity, absolute path) of every video file under ``src`` (or ``src`` itself),
-    sorted by relative path.  Identity = the first directory under ``src`` (VoxCeleb-style
+    sorted by relative path.  Identity = the file's ``person_id`` in a ``manifest.tsv`` beside the
+    videos (:func:`person_ids`), else the first directory under ``src`` (VoxCeleb-style
     ``id/clip/file``), else the video itself."""
+    people = person_ids(src)
     src = os.path.abspath(src)
     if os.path.isfile(src):
         found = [os.path.basename(src)]
@@ -54,7 +75,8 @@ def find_sources(src: str) -> list[tuple[str, str, str]]:
             vid = safe_id(stem + ext.replace(".", "_"))
         seen.add(vid)
         parts = rel.split(os.sep)
-        identity = safe_id(parts[0]) if len(parts) > 1 else vid
+        person = people.get(rel) or people.get(parts[-1])
+        identity = safe_id(person) if person else safe_id(parts[0]) if len(parts) > 1 else vid
         out.append((vid, identity, os.path.join(src, rel)))
     return out
 
@@ -105,7 +127,7 @@ def makefile(out: str, sources: list[tuple[str, str, str]], settings: list[Any],
                       f"--gop {enc['gop']} --preset {_q(enc['preset'])} --fields {_q(enc['fields'])}"), ""]
     lines += ["ALL_STATUS := \\", *[f"  {s} \\" for s in status], "", "shards: $(ALL_STATUS)", "",
               "# the manifest takes whatever statuses exist: a step that crashed is reported, not waited for",
-              "$(O)/manifest.jsonl: $(O)/sources.tsv $(O)/config/split.json $(wildcard $(ALL_STATUS))",
+              "$(O)/manifest.jsonl: $(O)/sources.tsv $(O)/config/split.json $(O)/config/settings.json $(wildcard $(ALL_STATUS))",
               "\t$(Q)$(PY) -m pipelines.manifest $(O)", ""]
     return "\n".join(lines)
 
@@ -164,12 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "--min-face-frac", str(a.min_face_frac), "--detect-every", str(a.detect_every),
                  "--detect-max-side", str(a.detect_max_side), "--upsample", str(a.upsample),
                  "--min-frames", str(a.min_frames)]
-    enc = {"gop": a.gop, "preset": a.preset, "fields": a.fields,
-           "settings": [s.name for s in settings]}
+    # encode.json holds what every shard depends on (a change redoes them all); the list of settings
+    # is apart (settings.json), so adding a codec or a rate builds only the new shards.
+    enc = {"gop": a.gop, "preset": a.preset, "fields": a.fields}
     cfg = os.path.join(out, "config")
     os.makedirs(cfg, exist_ok=True)
     write_if_changed(os.path.join(cfg, "prepare.json"), json.dumps({"args": prep_args}, indent=1) + "\n")
     write_if_changed(os.path.join(cfg, "encode.json"), json.dumps(enc, indent=1, sort_keys=True) + "\n")
+    write_if_changed(os.path.join(cfg, "settings.json"), json.dumps({"settings": [s.name for s in settings]},
+                                                                     indent=1) + "\n")
     write_if_changed(os.path.join(cfg, "split.json"), json.dumps({"fractions": fractions}) + "\n")
     write_if_changed(os.path.join(out, "dataset.mk"), makefile(out, sources, settings, prep_args, enc))
     if a.shard is not None:

@@ -66,17 +66,16 @@ def _frames(src: str, limit: int | None = None) -> Any:
         c.close()
 
 
-def _probe(src: str) -> Fraction:
-    """The frame rate of ``src``; fails fast (before the slow passes) without a rate or an audio stream."""
+def _probe(src: str) -> tuple[Fraction, bool]:
+    """The frame rate of ``src`` and whether it has an audio stream; fails fast (before the slow
+    passes) without a rate."""
     with _open(src) as c:
         st = c.streams.video[0]
         rate = st.average_rate or st.guessed_rate or st.base_rate
         has_audio = bool(c.streams.audio)
     if not rate or rate <= 0:
         raise StepFailure("unreadable", f"{src}: the frame rate is unknown")
-    if not has_audio:
-        raise StepFailure("no-audio", f"{src}: has no audio stream (the speech branch needs one)")
-    return Fraction(rate).limit_denominator(1001)
+    return Fraction(rate).limit_denominator(1001), has_audio
 
 
 def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect_every: int,
@@ -85,7 +84,7 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
     """Run step 1 (module docstring); return the facts recorded in ``prep.json``."""
     import av
 
-    fps = _probe(src)
+    fps, has_audio = _probe(src)
     # pass 1: frame times and face detections on a downscaled grey picture
     times: list[float] = []
     dets: list[np.ndarray] = []
@@ -119,9 +118,13 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
     n = len(times)
     if n < min_frames:
         raise StepFailure("too-short", f"{src}: {n} frames, fewer than the {min_frames} required (--min-frames)")
-    x = audio.read_audio(src, start=times[0])
-    if x is None or len(x) == 0:
-        raise StepFailure("no-audio", f"{src}: the audio stream decodes to nothing")
+    # No audio stream, or one that decodes to nothing: silence of the video's length, so the clip
+    # still trains (the speech branch sees silence features); prep.json says which.
+    x = audio.read_audio(src, start=times[0]) if has_audio else None
+    audio_source = "stream" if x is not None and len(x) else "silence"
+    if audio_source == "silence":
+        x = np.zeros(round((n / float(fps)) * audio.SAMPLE_RATE), np.float32)
+    level_db = audio.level_db(x)
     lap("audio")
     face_box, crop_box = face.track(dets, float(fps), settings, np.array(attempted))
     rel = np.asarray(times) - times[0]
@@ -165,7 +168,9 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
     found = sum(len(d) > 0 for d in dets)
     return {"frames": n, "fps": [fps.numerator, fps.denominator], "duration_s": n / float(fps),
             "source_width": width, "source_height": height, "size": size,
-            "audio_s": round(len(x) / audio.SAMPLE_RATE, 3), "face_frac": round(found / max(1, sum(attempted)), 4),
+            "audio_s": round(len(x) / audio.SAMPLE_RATE, 3), "audio": audio_source,
+            "audio_level_db": round(level_db, 1), "speech": bool(audio_source == "stream" and level_db > audio.AUDIBLE_DB),
+            "face_frac": round(found / max(1, sum(attempted)), 4),
             "shots": len(face.segments(face.choose_faces(dets), settings.cut_iou)),
             "track": asdict(settings), "detect_every": detect_every, "detect_max_side": detect_max_side,
             "upsample": upsample, "timings": timings}

@@ -144,6 +144,8 @@ def build_shard(work: str, out: str, s: EncodeSetting, fields: str, quiet: bool 
                 "encoder_options": json.dumps(enc["encoder_options"], sort_keys=True),
                 "crop_size": int(prep["size"]), "fps": np.asarray(prep["fps"], np.int64),
                 "track": json.dumps(prep["track"], sort_keys=True),
+                # "stream": audio/mfcc is the clip's sound; "silence": it had none (features of silence)
+                "audio": prep.get("audio", "stream"), "speech": bool(prep.get("speech", True)),
             }
             if s.mode == "cbr":
                 attrs["bitrate_target_kbps"] = s.value

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from ._reader import Frame, VideoReader, info, open
     from .fields import FIELD_GROUPS, FrameFlag
+    from .restore import RestoreError, RestoreSummary, restore
 
 # public name -> submodule that defines it
 _LAZY = {
@@ -25,6 +26,9 @@ _LAZY = {
     "open": "_reader",
     "FIELD_GROUPS": "fields",
     "FrameFlag": "fields",
+    # pycodec.restore itself is the module pycodec/restore.py, which is callable: pycodec.restore(src, dst)
+    "RestoreError": "restore",
+    "RestoreSummary": "restore",
 }
 
 
@@ -52,8 +56,11 @@ __all__ = [
     "FrameFlag",
     "InputError",
     "PycodecError",
+    "RestoreError",
+    "RestoreSummary",
     "VideoReader",
     "__version__",
     "info",
     "open",
+    "restore",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``pycodec extract | info | show``; bad input gives one stderr line and exit code 2."""
+"""Command line: ``pycodec extract | info | show | restore``; bad input gives one stderr line and exit code 2."""
 
 from __future__ import annotations
 
@@ -97,8 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with the extract, info and show subcommands."""
-    p = _Parser(prog=PROG, description="Extract codec internals of H.264 and HEVC video into HDF5 (schema pycodec/1).")
+    """The argument parser with the extract, info, show and restore subcommands."""
+    p = _Parser(prog=PROG, description="Extract codec internals of H.264 and HEVC video into HDF5 (schema pycodec/1); "
+                "restore compressed talking-face video.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     e = sub.add_parser("extract", help="decode a video and write its internals to HDF5")
     e.add_argument("input", metavar="IN", help="input video (H.264 or HEVC in mp4/mkv/avi/ts, or raw .h264/.hevc)")
@@ -150,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frame", type=int, default=0, metavar="N", help="frame index in the file (default 0)")
     s.add_argument("-o", "--output", required=True, metavar="out.png", help="PNG to write")
     s.set_defaults(func=cmd_show)
+    r = sub.add_parser("restore", help="restore a compressed talking-face crop with a trained model")
+    r.add_argument("input", metavar="IN", help="the compressed face crop (H.264 or HEVC)")
+    r.add_argument("output", metavar="OUT",
+                   help="restored video: .mkv (FFV1, lossless), .mp4 (H.264 CRF 12) or .y4m (raw, no audio)")
+    r.add_argument("--model", default="mdvd", choices=("mdvd",), help="model architecture (default mdvd)")
+    r.add_argument("--checkpoint", metavar="PATH",
+                   help="checkpoint file (default: the one shipped for the input's codec, mdvd-h264 or mdvd-hevc)")
+    r.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
+    r.add_argument("--no-bp", action="store_true",
+                   help="no back-projection into the bitstream's quantization intervals")
+    r.add_argument("--batch-size", type=int, default=4, metavar="N", help="frames per model call (default 4)")
+    r.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (a regular file only)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    r.set_defaults(func=cmd_restore)
     return p
 
 
@@ -530,6 +545,21 @@ def cmd_show(a: argparse.Namespace) -> int:
             raise store.damaged(a.h5, exc) from exc
     viz.save_figure(fig, a.output)
     print(f"wrote {a.output}")
+    return 0
+
+
+def cmd_restore(a: argparse.Namespace) -> int:
+    """``pycodec restore IN OUT``: :func:`pycodec.restore.restore` with the command's signal checks."""
+    import importlib
+
+    if a.batch_size < 1:
+        raise CliError(f"--batch-size {a.batch_size}: expected a number of frames >= 1; e.g. --batch-size 4")
+    engine = importlib.import_module("pycodec.restore")
+    summary = engine.restore(a.input, a.output, model=a.model, checkpoint=a.checkpoint, device=a.device,
+                             bp=not a.no_bp, overwrite=a.overwrite, progress=not a.quiet,
+                             batch_size=a.batch_size, check=_signals.check)
+    if not a.quiet:
+        print(summary.line())
     return 0
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -21,9 +22,8 @@ from conftest import ROOT
 SIZE = 128
 ARGS = ["CODECS=h264 hevc", "RATES=80k", f"SIZE={SIZE}"]
 SAMPLES = os.environ.get("PYCODEC_SAMPLES", str(ROOT / "build" / "samples"))
-BAD = {"bad__corrupt": "unreadable", "bad__noface": "no-face", "bad__Megamind_bugy": "no-audio",
-       "bad__short": "too-short"}
-GOOD = ("gen__astronaut", "megamind__Megamind")
+BAD = {"bad__corrupt": "unreadable", "bad__noface": "no-face", "bad__short": "too-short"}
+GOOD = ("gen__astronaut", "megamind__Megamind", "mute__Megamind_bugy")  # the last one has no audio stream
 BURSTS = ((1.0, 1.4), (2.0, 2.4))
 PATHLIKE = {"source", "source_video"}  # attributes that name files (differ between two folders)
 
@@ -46,10 +46,10 @@ def built(tmp_path_factory):
     from pipelines.synthetic import face_clip, faceless_clip
 
     src = tmp_path_factory.mktemp("src")
-    for d in ("megamind", "gen", "bad"):
+    for d in ("megamind", "gen", "bad", "mute"):
         (src / d).mkdir()
     shutil.copy(_sample("Megamind.avi"), src / "megamind" / "Megamind.avi")
-    shutil.copy(_sample("Megamind_bugy.avi"), src / "bad" / "Megamind_bugy.avi")
+    shutil.copy(_sample("Megamind_bugy.avi"), src / "mute" / "Megamind_bugy.avi")
     face_clip(src / "gen" / "astronaut.mp4", frames=75, bursts=BURSTS)
     face_clip(src / "bad" / "short.mp4", frames=10)
     faceless_clip(src / "bad" / "noface.mp4")
@@ -79,7 +79,7 @@ def test_manifest_failures_and_summary(built):
     assert "shard gen__astronaut: hevc-cbr80k: 75 frames" in r.stderr
     for v in (*GOOD, *BAD):
         assert v in r.stdout
-    assert "2 videos" not in r.stdout and "6 videos, 4 shards" in r.stdout
+    assert "2 videos" not in r.stdout and "6 videos, 6 shards" in r.stdout
     assert not list(built["out"].rglob(".*.tmp")) and not list(built["out"].rglob("*.log"))
 
 
@@ -167,11 +167,29 @@ def test_mfcc_follows_the_generated_speech(opened):
     assert loud.tolist() == list(range(26, 35)) + list(range(51, 60))
 
 
+def test_a_clip_without_audio_trains_on_silence(opened):
+    mute = opened["shards/mute__Megamind_bugy/h264-cbr80k.h5"]
+    loud = opened["shards/megamind__Megamind/h264-cbr80k.h5"]
+    assert (mute.attrs["audio"], bool(mute.attrs["speech"])) == ("silence", False)
+    assert loud.attrs["audio"] == "stream" and bool(loud.attrs["speech"])
+    c = mute["audio/mfcc"][:]
+    assert np.isfinite(c).all() and np.ptp(c, axis=(0, 1)).max() == 0  # the same vector every step
+    assert np.ptp(loud["audio/mfcc"][:, :, 0]) > 1
+
+
 def test_rerun_does_nothing(built):
     before = {p: os.stat(p).st_mtime_ns for p in shards(built["out"])}
     r = make("dataset", f"SRC={built['src']}", f"OUT={built['out']}", *ARGS)
     assert r.returncode == 0
     assert "prepare " not in r.stderr and "shard " not in r.stderr
+    assert {p: os.stat(p).st_mtime_ns for p in before} == before
+    # dropping a codec from the list rebuilds nothing either: only the manifest changes
+    r = make("dataset", f"SRC={built['src']}", f"OUT={built['out']}", "CODECS=h264", *ARGS[1:])
+    assert r.returncode == 0 and "shard " not in r.stderr and "prepare " not in r.stderr
+    assert {p: os.stat(p).st_mtime_ns for p in before} == before
+    assert {json.loads(x)["codec"] for x in (built["out"] / "manifest.jsonl").read_text().splitlines()} == {"h264"}
+    r = make("dataset", f"SRC={built['src']}", f"OUT={built['out']}", *ARGS)  # and back, for the tests below
+    assert r.returncode == 0 and "shard " not in r.stderr
     assert {p: os.stat(p).st_mtime_ns for p in before} == before
     assert make("-q", "-f", str(built["out"] / "dataset.mk"), "all").returncode == 0
 
@@ -216,7 +234,7 @@ def test_torch_dataset_reads_the_shards(built):
     from pycodec.nn import MIRROR_68, CodecWindowDataset, collate, shards_from_manifest
 
     paths = shards_from_manifest(built["out"] / "manifest.jsonl", codec="h264")
-    assert len(paths) == 2
+    assert len(paths) == len(GOOD)
     fields = ("decoded/y", "gt/y", "audio/mfcc", "block/mv_l0", "prediction/y")
     center = ("landmarks/decoded", "landmarks/gt", "keyframes/iframe")
     plain = CodecWindowDataset(paths, fields=fields, center_fields=center, n=2, windows={"audio/mfcc": 10})
@@ -242,3 +260,34 @@ def test_torch_dataset_reads_the_shards(built):
     with h5py.File(paths[0], "r") as f:
         np.testing.assert_allclose(c["landmarks/gt"], f["landmarks/gt"][5] - [x0, y0])
         np.testing.assert_array_equal(c["gt/y"][2], f["gt/y"][5, y0:y0 + 64, x0:x0 + 64])
+
+
+def test_evaluate_scores_the_shards_against_their_ground_truth(built, tmp_path):
+    """pipelines.evaluate on real shards: the decoded input scores what the metrics give directly,
+    FFmpeg's own decode of the encoded stream equals the shard's decoded planes, a filter peer runs."""
+    from pipelines import evaluate as ev
+
+    rows = [json.loads(x) for x in (built["out"] / "manifest.jsonl").read_text().splitlines()]
+    row = next(r for r in rows if r["video"] == "gen__astronaut" and r["setting"] == "h264-cbr80k")
+    out = tmp_path / "eval"
+    argv = ["--manifest", str(built["out"] / "manifest.jsonl"), "--split", row["split"], "--settings", "h264-cbr80k",
+            "--videos", "gen__astronaut", "--method", "hqdn3d", "--frame-step", "5", "--out", str(out), "--quiet"]
+    assert ev.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    table = summary["table"]["h264-cbr80k"]
+    path = str(built["out"] / row["shard"])
+    with h5py.File(path, "r") as f:
+        gt, dec = ev.read_planes(f, "gt"), ev.read_planes(f, "decoded")
+        src = f.attrs["source"]
+    want = np.mean([ev.psnr(gt[0][t], dec[0][t]) for t in range(0, len(gt[0]), 5)])
+    assert table["decoded"]["y_psnr"] == pytest.approx(want, abs=1e-9)
+    assert table["decoded"]["y_psnr_gain"] == 0 and "hqdn3d" in table
+    assert table["hqdn3d"]["y_psnr"] != table["decoded"]["y_psnr"]
+    assert (out / "summary.md").read_text().count("gen__astronaut") == 1
+    ffm = ev.ffmpeg_filter(dec, "null", stream=src)  # Debian's FFmpeg decoding the shard's stream
+    assert all(np.array_equal(a, b) for a, b in zip(ffm, dec))
+    # a missing manifest: one line, exit 2
+    r = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "--manifest", str(tmp_path / "none.jsonl"),
+                        "--settings", "h264-cbr80k", "--out", str(tmp_path / "x")], check=False, cwd=str(ROOT),
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no such manifest" in r.stderr and not (tmp_path / "x").exists()

@@ -1,0 +1,717 @@
+"""The inference engine behind ``pycodec restore``: restore a compressed talking-face crop with a
+model of :mod:`pycodec.models` and write the result as video, with the input's audio.
+
+The input is decoded twice with pycodec's own decoder, in memory (nothing is extracted to disk):
+
+1. luma only: a face is searched every ``detect_every`` frames (:class:`pycodec.face.FaceTracker`),
+   followed and smoothed; an input that is plainly not a face crop is refused here;
+2. every field the model reads (:mod:`pycodec.models.fields`): for each frame t a *sample* is built
+   exactly as :class:`pycodec.nn.CodecWindowDataset` returns it from a ``make dataset`` shard
+   (windows of frames t-2..t+2 and MFCC steps t-10..t+10 with the edges replicated, the centre
+   frame's codec data, ``landmarks/decoded`` found on the decoded frame, ``offset``); samples are
+   batched with :func:`pycodec.nn.collate`, turned into the model's inputs
+   (:func:`pycodec.models.make_inputs`) and restored.
+
+The models work on ``cfg.frame_size`` (256) pixel crops, as the dataset's are.  A crop of another
+size is scaled to that for the model (frames, prediction, residual, motion fields scaled per axis,
+landmarks, block maps) and the restored picture scaled back; back-projection then runs at the
+native size with the native coefficients, since it needs the codec's own block grid.
+
+The output's extension picks its format (:data:`FORMATS`); the video has the input's frame count,
+order, frame rate and timestamps, and the input's audio packets are copied unchanged where the
+container can hold them (else re-encoded, and the summary says so).  The file is written under a
+temporary name in the output's directory and renamed when complete; any error or signal removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+import pycodec
+
+from . import face as F
+from ._optional import require
+from .errors import PycodecError
+from .models import fields as FL
+
+MODELS = ("mdvd",)
+DEVICES = ("cpu", "cuda")
+# output extension -> (what it is, FFmpeg muxer, video encoder, encoder options)
+FORMATS: dict[str, tuple[str, str, str, dict[str, str]]] = {
+    ".mkv": ("FFV1 lossless in Matroska", "matroska", "ffv1", {"level": "3", "g": "1", "slicecrc": "1"}),
+    ".mp4": ("H.264 CRF 12 in MP4", "mp4", "libx264", {"crf": "12", "preset": "medium"}),
+    ".y4m": ("raw YUV4MPEG2, video only", "yuv4mpegpipe", "rawvideo", {}),
+}
+FULL_FRAME = ("full-frame restoration (detect, track, paste back) is not available yet (issue 8); crop the face "
+              "first, e.g. as `make dataset` does (docs/dataset.md)")
+MIN_FACE_FRAC = 0.5   # a face in fewer of the searched frames than this: not a face crop
+MIN_FACE_SIZE = 0.25  # detected face side / frame's larger side below this: not a face crop (~0.55 in crops)
+DETECT_EVERY = 5
+BATCH_SIZE = 4
+
+
+class RestoreError(PycodecError):
+    """A restoration that cannot be done; one line "<path>: <what is wrong>; <what to do>"."""
+
+
+@dataclass(frozen=True)
+class RestoreSummary:
+    """What :func:`restore` did: frames restored, wall time, speed, and the mean absolute change it
+    made to the luma (8-bit levels, over every pixel of every frame)."""
+
+    source: str
+    output: str
+    frames: int
+    seconds: float
+    mean_abs_change_y: float
+    codec: str = ""
+    size: tuple[int, int] = (0, 0)  # width, height
+    model: str = ""
+    device: str = "cpu"
+    bp: bool = True
+    audio: str = ""
+    face_found: float = 0.0  # fraction of the searched frames with a face
+    format: str = ""
+
+    @property
+    def frames_per_s(self) -> float:
+        """Frames restored per second of wall time (decoding, faces and writing included)."""
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+    def line(self) -> str:
+        """The one-line summary ``pycodec restore`` prints."""
+        return (f"pycodec restore: {self.source} -> {self.output}: {self.frames} frames, "
+                f"{self.frames_per_s:.2f} frames/s ({self.seconds:.1f} s), mean change in Y "
+                f"{self.mean_abs_change_y:.2f} (8-bit levels), model {self.model} on {self.device}"
+                f"{'' if self.bp else ', no back-projection'}, audio {self.audio}")
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def _check_output(src: str, dst: str, overwrite: bool) -> str:
+    """The output's extension after the path checks of ``pycodec extract`` (RestoreError)."""
+    from .store import StoreError, check_replaceable
+
+    if dst.endswith(("/", os.sep)):
+        raise RestoreError(f"{dst}: names a directory (ends with '/'); give a file name such as {dst}restored.mkv")
+    ext = os.path.splitext(dst)[1].lower()
+    if ext not in FORMATS:
+        kinds = ", ".join(f"{e} ({FORMATS[e][0]})" for e in FORMATS)
+        raise RestoreError(f"{dst}: unknown output extension {ext or '(none)'!r}; end the name with one of {kinds}")
+    if os.path.lexists(dst) and not overwrite:
+        raise RestoreError(f"{dst}: already exists; pass --overwrite to replace it")
+    if not os.path.lexists(src):
+        raise RestoreError(f"{src}: no such file; check the path")
+    if os.path.isdir(src):
+        raise RestoreError(f"{src}: is a directory; give a video file")
+    if _same_file(src, dst):
+        raise RestoreError(f"{dst}: is the input file; give another output path (the input is never overwritten)")
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(folder):
+        raise RestoreError(f"{dst}: directory {folder} does not exist; create it first")
+    try:
+        check_replaceable(dst)
+    except StoreError as exc:
+        raise RestoreError(str(exc)) from None
+    return ext
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` name the same file (through links too); False if either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_device(device: str) -> Any:
+    """The torch device for ``device`` ('cpu', 'cuda', 'cuda:N'); RestoreError when unusable."""
+    torch = require("torch", "pycodec restore")
+    name = str(device)
+    if name.split(":")[0] not in DEVICES:
+        raise RestoreError(f"--device {name}: unknown device; use cpu or cuda")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise RestoreError(f"--device {name}: CUDA is not available ({why}); use --device cpu")
+        idx = int(name.split(":")[1]) if ":" in name else 0
+        if idx >= torch.cuda.device_count():
+            raise RestoreError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices; "
+                               "use --device cuda or cuda:0")
+    return torch.device(name)
+
+
+def _probe(src: str) -> dict[str, Any]:
+    """The input's stream information, refusing what the models cannot take (before the model
+    loads: opening a reader checks that a frame decodes)."""
+    info = dict(pycodec.info(src))
+    codec = str(info.get("codec", "?"))
+    if codec not in ("h264", "hevc"):
+        raise RestoreError(f"{src}: video codec is {codec}, not H.264 or HEVC; re-encode it with libx264 or "
+                           "libx265 (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+    if int(info.get("bit_depth", 8)) != 8 or str(info.get("chroma_format", "420")) != "420":
+        raise RestoreError(f"{src}: {info.get('bit_depth')}-bit {info.get('chroma_format')} video; the restoration "
+                           "models take 8-bit 4:2:0 for now: re-encode it (e.g. -pix_fmt yuv420p)")
+    with pycodec.open(src, fields="frame"):
+        pass
+    return info
+
+
+def load_model(model: str, checkpoint: str | os.PathLike | None, codec: str, device: Any) -> tuple[Any, dict[str, Any]]:
+    """(model in eval mode, meta): ``checkpoint`` when given, else the shipped ``{model}-{codec}``."""
+    if model not in MODELS:
+        raise RestoreError(f"--model {model}: unknown model; choose one of {', '.join(MODELS)}")
+    require("torch", "pycodec restore")
+    from . import models
+
+    if checkpoint is not None:
+        path = os.fspath(checkpoint)
+        if not os.path.isfile(path):
+            raise RestoreError(f"{path}: no such checkpoint file; check the --checkpoint path")
+        if not os.access(path, os.R_OK):
+            raise RestoreError(f"{path}: checkpoint is not readable (permission denied); check its permissions")
+        try:
+            return models.load(path if os.sep in path else os.path.join(".", path), device)
+        except models.CheckpointError as exc:
+            raise RestoreError(" ".join(str(exc).split())) from None
+    name = f"{model}-{codec}"
+    if name not in models.available():
+        raise RestoreError(f"{name}: no trained {model.upper()} checkpoint for {codec} ships with this pycodec yet "
+                           f"(pycodec/weights/{name}.pt); pass one with --checkpoint PATH (pipelines/train.py "
+                           "writes them)")
+    try:
+        return models.load(name, device)
+    except models.CheckpointError as exc:
+        raise RestoreError(" ".join(str(exc).split())) from None
+
+
+# ---------------------------------------------------------------------- pass 1: frame times and the face
+
+
+@dataclass
+class _Scan:
+    """What the first pass learned: timestamps, frame times (s from the first), the face."""
+
+    pts: list[int | None]
+    times: np.ndarray
+    track: F.FaceTrack
+
+
+def _frame_rate(info: dict[str, Any]) -> Fraction:
+    num, den = info.get("frame_rate") or (0, 1)
+    return Fraction(int(num), int(den)) if num and den else Fraction(25)
+
+
+def _scan(src: str, info: dict[str, Any], every: int, bar: Any, check: Callable[[], None]) -> _Scan:
+    """Decode the luma, follow the face, refuse inputs that are not face crops."""
+    tb = Fraction(*info.get("time_base", (1, 1)))
+    fps = _frame_rate(info)
+    tracker = F.FaceTracker(every=every)
+    pts: list[int | None] = []
+    size = None
+    with pycodec.open(src, fields="decoded") as reader:
+        for frame in reader:
+            y = frame.arrays["decoded/y"]
+            if size is None:
+                size = y.shape
+            if frame.flags & pycodec.FrameFlag.SIZE_CHANGED or y.shape != size:
+                raise RestoreError(f"{src}: the picture size changes at frame {frame.index}; restore takes one size "
+                                   "per video: cut the video there (e.g. pycodec extract --frames) and restore each part")
+            p = frame.pts
+            pts.append(None if p is None or p == np.iinfo(np.int64).min else int(p))
+            tracker.add(y)
+            bar.update(1)
+            check()
+    if not pts:
+        raise RestoreError(f"{src}: no frame could be decoded (truncated or corrupted stream); check the file with "
+                           "`pycodec info` or re-encode it")
+    if any(p is None for p in pts):  # raw streams: times from the frame rate
+        times = np.arange(len(pts)) / float(fps)
+    else:
+        t = np.array([float(p * tb) for p in pts])
+        times = t - t[0]
+    try:
+        trk = tracker.finish(float(fps))
+    except F.NoFaceError as exc:
+        raise RestoreError(f"{src}: the input is not a face crop (a face was found in {exc.found} of the {exc.tried} "
+                           f"frames searched); {FULL_FRAME}") from None
+    if trk.found_frac < MIN_FACE_FRAC:
+        raise RestoreError(f"{src}: the input is not a face crop (a face was found in {trk.found_frac:.0%} of the "
+                           f"frames searched); {FULL_FRAME}")
+    if trk.face_size < MIN_FACE_SIZE:
+        raise RestoreError(f"{src}: the input is not a face crop (the face spans {trk.face_size:.0%} of the frame's "
+                           f"larger side, a face crop about half of it); {FULL_FRAME}")
+    return _Scan(pts, times, trk)
+
+
+# ---------------------------------------------------------------------- pass 2: samples
+
+
+def codec_groups(codec: str) -> tuple[str, ...]:
+    """The field groups the decoder must export for the samples of ``codec``."""
+    names = FL.window_fields() + FL.center_fields(codec)
+    skip = ("frame", "audio", "landmarks")
+    return tuple(dict.fromkeys(n.split("/")[0] for n in names if n.split("/")[0] not in skip))
+
+
+class SampleBuilder:
+    """Turns decoded frames (in display order) into samples shaped as
+    :class:`pycodec.nn.CodecWindowDataset` returns them for the fields of
+    :mod:`pycodec.models.fields` (no crop, no flips, edges replicated), with the landmarks and
+    MFCCs computed here.  :meth:`push` takes frame t and yields the samples that became complete.
+    """
+
+    def __init__(self, src: str, codec: str, n_frames: int, info: dict[str, Any], mfcc: np.ndarray,
+                 track: F.FaceTrack, model_size: tuple[int, int]) -> None:
+        self.src, self.codec, self.n = src, codec, n_frames
+        self.window = {name: k for name, k in FL.WINDOW_FIELDS.items()}
+        self.center = FL.center_fields(codec)
+        crop = info.get("crop") or (0, 0, 0, 0)
+        self.offset = np.array([int(crop[0]), int(crop[2])], np.int64)
+        self.mfcc, self.track, self.model_size = mfcc, track, model_size
+        self.frames: dict[int, Any] = {}
+        self.next_t = 0
+        self.last_lm: np.ndarray | None = None
+
+    def _landmarks(self, t: int, y: np.ndarray) -> np.ndarray:
+        """68 landmarks of frame t in its own pixels, found on the luma scaled to the model's size
+        (what the dataset's landmarks are found on); a frame whose last face search missed reuses
+        the previous frame's landmarks."""
+        if self.last_lm is not None and self.track.missed(t):
+            return self.last_lm
+        size = y.shape[:2]
+        g = F.resize(y, *self.model_size)
+        box = F.rescale_boxes(self.track.boxes[t], size, self.model_size)
+        lm = F.rescale_points(F.landmarks(g, box), self.model_size, size)
+        self.last_lm = lm
+        return lm
+
+    def _sample(self, t: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"file": self.src, "frame": t, "hflip": False, "vflip": False,
+                               "offset": self.offset.copy()}
+        last = self.n - 1
+        for name, k in self.window.items():
+            idx = [min(max(t + j, 0), last) for j in range(-k, k + 1)]
+            if name == "audio/mfcc":
+                out[name] = self.mfcc[idx]
+            elif name == "frame/poc":
+                out[name] = np.array([self.frames[i].poc for i in idx], np.int32)
+            else:
+                out[name] = np.stack([self.frames[i].arrays[name] for i in idx])
+        fr = self.frames[t]
+        for name in self.center:
+            if name == "landmarks/decoded":
+                out[name] = fr.landmarks
+            else:
+                out[name] = np.ascontiguousarray(fr.arrays[name])
+        return out
+
+    def push(self, frame: Any) -> Iterator[dict[str, Any]]:
+        """Add the next decoded frame; yield the samples whose window is now complete."""
+        frame.landmarks = self._landmarks(frame.index, frame.arrays["decoded/y"])
+        self.frames[frame.index] = frame
+        yield from self._ready(frame.index)
+
+    def finish(self) -> Iterator[dict[str, Any]]:
+        """The samples left at the end (their windows replicate the last frame)."""
+        yield from self._ready(self.n - 1 + FL.N_FRAMES)
+
+    def _ready(self, have: int) -> Iterator[dict[str, Any]]:
+        while self.next_t < self.n and min(self.next_t + FL.N_FRAMES, self.n - 1) <= have:
+            t = self.next_t
+            yield self._sample(t)
+            self.next_t += 1
+            for i in [i for i in self.frames if i < self.next_t - FL.N_FRAMES]:
+                del self.frames[i]
+
+
+class _Frame:
+    """A decoded frame kept for the windows: index, POC, arrays, landmarks."""
+
+    __slots__ = ("arrays", "index", "landmarks", "poc")
+
+    def __init__(self, frame: Any, names: Sequence[str]) -> None:
+        self.index, self.poc = frame.index, int(frame.poc)
+        self.arrays = {k: frame.arrays[k] for k in names if k in frame.arrays}
+        self.landmarks: np.ndarray | None = None
+
+
+# ---------------------------------------------------------------------- the model
+
+
+def _resize(x: Any, size: tuple[int, int], mode: str) -> Any:
+    """(..., H, W) float tensor -> (..., *size); bilinear with antialiasing when shrinking."""
+    import torch.nn.functional as tf
+
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    lead = x.shape[:-2]
+    flat = x.reshape(-1, 1, h, w)
+    if mode == "bilinear":
+        y = tf.interpolate(flat, size=size, mode="bilinear", align_corners=False,
+                           antialias=size[0] < h or size[1] < w)
+    else:
+        y = tf.interpolate(flat, size=size, mode="nearest-exact")
+    return y.reshape(*lead, *size)
+
+
+def to_model_size(x: Any, size: tuple[int, int]) -> Any:
+    """MDVDInputs of whole frames of another size -> the model's ``size`` (height, width): frames,
+    prediction and residual bilinear; motion fields (values scaled per axis), transform and QP maps
+    nearest; landmarks per axis.  Back-projection data is left out (it runs at the native size)."""
+    h, w = x.size
+    ky, kx = size[0] / h, size[1] / w
+    mv = x.mv
+    if mv is not None:
+        mv = _resize(mv, size, "nearest").clone()
+        mv[:, :, 0] *= kx
+        mv[:, :, 1] *= ky
+    lm = x.landmarks
+    if lm is not None:
+        lm = (lm + 0.5) * lm.new_tensor([kx, ky]) - 0.5
+    return replace(x, frames=_resize(x.frames, size, "bilinear"), mv=mv, landmarks=lm,
+                   pred=None if x.pred is None else _resize(x.pred, size, "bilinear"),
+                   resid=None if x.resid is None else _resize(x.resid, size, "bilinear"),
+                   tu=None if x.tu is None else _resize(x.tu, size, "nearest"),
+                   qp=None if x.qp is None else _resize(x.qp, size, "nearest"), bp=None, origin=None)
+
+
+class Restorer:
+    """Runs a model of :mod:`pycodec.models` on collated batches of whole frames of one size and
+    returns the restored 8-bit planes at that size (back-projected there when ``bp``)."""
+
+    def __init__(self, net: Any, codec: str, device: Any, bp: bool) -> None:
+        self.net, self.codec, self.device, self.bp = net, codec, device, bp
+        cfg = getattr(net, "cfg", None)
+        side = int(getattr(cfg, "frame_size", 256))
+        self.model_size = (side, side)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        import torch
+
+        from .models import make_inputs
+        from .models.mdvd import apply_back_projection, yuv444_to_planes
+
+        with torch.inference_mode():
+            inputs = make_inputs(batch, self.codec, bp=self.bp)
+            bpd = inputs.bp
+            x = replace(inputs, bp=None, origin=None)
+            native = x.size
+            if native != self.model_size:
+                x = to_model_size(x, self.model_size)
+            x = x.to(self.device)
+            out = self.net(x, clamp=False)
+            if native == self.model_size and out.prebp_planes is not None:
+                planes = out.prebp_planes  # frame t's own 4:2:0 planes + the model's change
+            else:
+                # the model's change at the model's size, scaled back and 2x2-averaged for chroma,
+                # on the native decoded planes (averaging a rescaled picture would blur its chroma)
+                change = _resize(out.prebp - x.frames[:, x.frames.shape[1] // 2].to(out.prebp.dtype), native, "bilinear")
+                d = yuv444_to_planes(change)
+                planes = {k: inputs.decoded[k].to(self.device, d[k].dtype) + d[k] for k in d}
+            if bpd is not None:
+                planes = apply_back_projection(planes, bpd.to(self.device))
+            return {k: (v.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy() for k, v in planes.items()}
+
+
+# ---------------------------------------------------------------------- output
+
+
+class VideoWriter:
+    """Writes the restored frames to ``path`` in the format of ``ext`` (:data:`FORMATS`) with the
+    input's timestamps, and the input's audio: packets copied where the container takes the codec,
+    else re-encoded (AAC), interleaved by time.  ``note`` says what happened to the audio."""
+
+    def __init__(self, path: str, ext: str, src: str, info: dict[str, Any], width: int, height: int) -> None:
+        import av
+
+        self.av = av
+        _, fmt, codec, opts = FORMATS[ext]
+        self.raw = ext == ".y4m"
+        self.tb = Fraction(*info.get("time_base", (1, 1)))
+        self.rate = _frame_rate(info)
+        self.width, self.height = width, height
+        self.n = 0
+        # Matroska cannot shift timestamps and keep them equal to the input's: keep negative ones
+        # (audio priming) as they are instead.
+        options = {"avoid_negative_ts": "disabled"} if fmt == "matroska" else {}
+        self.out = av.open(path, "w", format=fmt, options=options)
+        self.inp: Any = None
+        self.audio_packets: Iterator[Any] | None = None
+        self._head: Any = None  # the next audio packet, waiting for its time
+        try:
+            st = self.out.add_stream(codec, rate=self.rate)
+            st.width, st.height, st.pix_fmt = width, height, "yuv420p"
+            st.codec_context.thread_count = 1 if codec == "ffv1" else 0
+            if not self.raw:
+                st.time_base = self.tb
+                st.codec_context.time_base = self.tb
+            st.options = dict(opts)
+            self.video = st
+            self.note, self.audio_packets = self._audio(src, ext)
+        except BaseException:
+            self.out.close()
+            if self.inp is not None:
+                self.inp.close()
+            raise
+
+    def _audio(self, src: str, ext: str) -> tuple[str, Iterator[Any] | None]:
+        """Open the input's audio for copying (or re-encoding); (note, packet iterator)."""
+        av = self.av
+        inp = av.open(src)
+        if not inp.streams.audio:
+            inp.close()
+            return "none (the input has none)", None
+        ia = inp.streams.audio[0]
+        name = ia.codec_context.name
+        if self.raw:
+            inp.close()
+            return f"left out ({ext} holds video only; write .mkv or .mp4 to keep it)", None
+        self.inp = inp
+        if name in self.out.supported_codecs:
+            oa = self.out.add_stream_from_template(ia)
+            return f"copied ({name})", self._copy(ia, oa)
+        target = "aac"
+        oa = self.out.add_stream(target, rate=ia.codec_context.sample_rate or 48000)
+        with contextlib.suppress(AttributeError, ValueError):
+            oa.layout = ia.codec_context.layout
+        return f"re-encoded to AAC ({ext} cannot hold {name})", self._reencode(ia, oa)
+
+    def _copy(self, ia: Any, oa: Any) -> Iterator[Any]:
+        for p in self.inp.demux(ia):
+            if p.size == 0:
+                continue
+            p.stream = oa
+            yield p
+
+    def _reencode(self, ia: Any, oa: Any) -> Iterator[Any]:
+        for p in self.inp.demux(ia):
+            try:
+                frames = p.decode()
+            except (self.av.error.FFmpegError, ValueError):
+                continue
+            for fr in frames:
+                fr.pts = None  # the encoder counts samples
+                yield from oa.encode(fr)
+        yield from oa.encode(None)
+
+    def _pending_audio(self, until: float | None) -> None:
+        """Mux the audio packets up to time ``until`` (seconds; None: all)."""
+        if self.audio_packets is None:
+            return
+        head = self._head
+        while True:
+            if head is None:
+                head = next(self.audio_packets, None)
+                if head is None:
+                    self.audio_packets = None
+                    break
+            ts = head.dts if head.dts is not None else head.pts
+            if until is not None and ts is not None and head.time_base is not None and float(ts * head.time_base) > until:
+                break
+            self.out.mux(head)
+            head = None
+        self._head = head
+
+    def _mux_video(self, packets: Sequence[Any]) -> None:
+        for p in packets:
+            ts = p.dts if p.dts is not None else p.pts
+            if ts is not None and p.time_base is not None:
+                self._pending_audio(float(ts * p.time_base))
+            self.out.mux(p)
+
+    def write(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, pts: int | None) -> None:
+        """One frame (8-bit planes) at input timestamp ``pts`` (None: from the frame rate)."""
+        av = self.av
+        vf = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, a in zip(vf.planes, (y, u, v)):
+            buf = np.zeros((plane.height, plane.line_size), np.uint8)
+            buf[: a.shape[0], : a.shape[1]] = a
+            plane.update(buf)
+        if self.raw:
+            vf.pts, vf.time_base = self.n, 1 / self.rate
+        else:
+            vf.pts = pts if pts is not None else round(self.n / self.rate / self.tb)
+            vf.time_base = self.tb
+        self.n += 1
+        self._mux_video(self.video.encode(vf))
+
+    def close(self) -> None:
+        """Flush the encoder and the rest of the audio, finish the file."""
+        try:
+            self._mux_video(self.video.encode(None))
+            self._pending_audio(None)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close the files (idempotent)."""
+        out, inp = self.out, self.inp
+        self.out = self.inp = None
+        try:
+            if out is not None:
+                out.close()
+        finally:
+            if inp is not None:
+                inp.close()
+
+
+# ---------------------------------------------------------------------- restore()
+
+
+def _no_check() -> None:
+    return None
+
+
+def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
+            checkpoint: str | os.PathLike | None = None, device: str = "cpu", bp: bool = True,
+            overwrite: bool = False, progress: bool = True, *, batch_size: int = BATCH_SIZE,
+            detect_every: int = DETECT_EVERY, check: Callable[[], None] | None = None) -> RestoreSummary:
+    """Restore the talking-face crop ``src`` (H.264 or HEVC) into ``dst`` (module docstring).
+
+    ``model``: the architecture ('mdvd'); ``checkpoint``: a checkpoint file (default: the one
+    shipped for the input's codec, ``mdvd-h264`` or ``mdvd-hevc``); ``device``: 'cpu' or 'cuda';
+    ``bp``: back-project into the bitstream's quantization intervals; ``overwrite``: replace an
+    existing (regular) ``dst``; ``progress``: tqdm bars on stderr (when it is a terminal);
+    ``batch_size``: frames per model call; ``detect_every``: frames between face searches;
+    ``check``: called after every frame (the command line raises a pending signal there).
+    Problems raise :class:`RestoreError` (or another :class:`pycodec.PycodecError`) with one line.
+    """
+    src, dst = os.fspath(src), os.fspath(dst)
+    check = check or _no_check
+    if batch_size < 1 or detect_every < 1:
+        raise ValueError("batch_size and detect_every must be >= 1")
+    t0 = time.perf_counter()
+    ext = _check_output(src, dst, overwrite)
+    dev = _check_device(device)
+    info = _probe(src)
+    codec = str(info["codec"])
+    require("dlib", "face detection and landmarks")
+    F.model_path()
+    require("python_speech_features", "MFCC speech features")
+    require("av", "writing video")
+    net, meta = load_model(model, checkpoint, codec, dev)
+    trained = meta.get("codec") if isinstance(meta, dict) else None
+    if trained and trained != codec:
+        print(f"pycodec: warning: the checkpoint was trained on {trained}, the input is {codec}", file=sys.stderr)
+    runner = Restorer(net, codec, dev, bp)
+
+    from tqdm import tqdm
+
+    from .audio import video_mfcc
+    from .nn import collate
+
+    total = int(info.get("nb_frames") or 0) or None
+    bar = tqdm(total=total, unit="frame", desc="faces", file=sys.stderr, dynamic_ncols=True, leave=False,
+               disable=None if progress else True)
+    try:
+        scan = _scan(src, info, detect_every, bar, check)
+    finally:
+        bar.close()
+    n = len(scan.pts)
+    mfcc, _ = video_mfcc(src, scan.times, float(_frame_rate(info)))
+    check()
+    builder = SampleBuilder(src, codec, n, info, mfcc, scan.track, runner.model_size)
+    keep = [k for k in FL.window_fields() + FL.center_fields(codec) if k.split("/")[0] not in
+            ("frame", "audio", "landmarks")]
+    width, height = int(info["width"]), int(info["height"])
+
+    # an output that is a symbolic link: the file it points to is replaced, the link stays (as extract)
+    target = os.path.realpath(dst) if os.path.islink(dst) else dst
+    folder = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=f".part{ext}", dir=folder)
+    os.close(fd)
+    writer: VideoWriter | None = None
+    audio_note = ""
+    change = 0.0
+    bar = tqdm(total=n, unit="frame", desc="restore", file=sys.stderr, dynamic_ncols=True, leave=False,
+               disable=None if progress else True)
+    try:
+        writer = VideoWriter(tmp, ext, src, info, width, height)
+        audio_note = writer.note
+        pending: list[dict[str, Any]] = []
+
+        def run(samples: list[dict[str, Any]]) -> None:
+            nonlocal change
+            planes = runner(collate(samples))
+            for i, s in enumerate(samples):
+                y = planes["y"][i]
+                change += float(np.abs(y.astype(np.int16) - s["decoded/y"][FL.N_FRAMES]).mean())
+                writer.write(y, planes["u"][i], planes["v"][i], scan.pts[s["frame"]])
+                bar.update(1)
+            check()
+
+        ahead = 4 if (os.cpu_count() or 1) > 1 else 0
+        pushed = 0
+        with pycodec.open(src, fields=codec_groups(codec), ahead=ahead) as reader:
+            for frame in reader:
+                if frame.index >= n:
+                    break
+                for s in builder.push(_Frame(frame, keep)):
+                    pending.append(s)
+                    if len(pending) == batch_size:
+                        run(pending)
+                        pending = []
+                pushed += 1
+                check()
+        if pushed != n:
+            raise RestoreError(f"{src}: the second decoding gave {pushed} frames, the first {n}; the file may be "
+                               "damaged: check it with `pycodec info` or re-encode it")
+        for s in builder.finish():
+            pending.append(s)
+            if len(pending) == batch_size:
+                run(pending)
+                pending = []
+        if pending:
+            run(pending)
+        w, writer = writer, None
+        w.close()
+        check()
+        os.chmod(tmp, _new_file_mode())
+        os.replace(tmp, target)
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.abort()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    return RestoreSummary(source=src, output=dst, frames=n, seconds=seconds,
+                          mean_abs_change_y=change / max(n, 1), codec=codec, size=(width, height),
+                          model=os.fspath(checkpoint) if checkpoint is not None else f"{model}-{codec}",
+                          device=str(dev), bp=bp, audio=audio_note,
+                          face_found=scan.track.found_frac, format=FORMATS[ext][0])
+
+
+def _new_file_mode() -> int:
+    """Permissions of a new file under the current umask (temporary files are created 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+class _CallableModule(type(sys)):  # type: ignore[misc]
+    """``pycodec.restore`` is this module, and calling it calls :func:`restore`
+    (``pycodec.restore(src, dst)``): a package attribute cannot be both the function and the
+    submodule of the same name, since importing the submodule rebinds it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> RestoreSummary:
+        return restore(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
