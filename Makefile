@@ -228,6 +228,7 @@ bench: all
 	$(PY) benchmarks/bench.py --out docs/benchmarks.md
 	$(PY) benchmarks/bench_backprojection.py --out docs/benchmarks_backprojection.md
 	$(PY) benchmarks/bench_dataset.py --out docs/benchmarks_dataset.md
+	$(PY) benchmarks/bench_restore.py --out docs/benchmarks.md
 
 # ---------------------------------------------------------------- datasets
 # make dataset SRC=videos/ OUT=data/ [CODECS="h264 hevc"] [RATES="60k 80k 100k 120k"] [CRFS="32 42"]

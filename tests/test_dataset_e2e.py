@@ -269,12 +269,23 @@ def test_evaluate_scores_the_shards_against_their_ground_truth(built, tmp_path):
 
     rows = [json.loads(x) for x in (built["out"] / "manifest.jsonl").read_text().splitlines()]
     row = next(r for r in rows if r["video"] == "gen__astronaut" and r["setting"] == "h264-cbr80k")
+    import torch
+
+    from pycodec.models import MDVDConfig, MDVDNet, save_checkpoint
+
+    torch.manual_seed(0)  # an untrained MDVD-Net: its output is the decoded frame (last layer at zero)
+    cfg = MDVDConfig.preset("realtime", channels=8, deform_groups=2, lstm_hidden=8, lstm_layers=1, landmarks="raw")
+    ck = save_checkpoint(tmp_path / "untrained.pt", MDVDNet(cfg), meta={"codec": "h264"})
     out = tmp_path / "eval"
     argv = ["--manifest", str(built["out"] / "manifest.jsonl"), "--split", row["split"], "--settings", "h264-cbr80k",
-            "--videos", "gen__astronaut", "--method", "hqdn3d", "--frame-step", "5", "--out", str(out), "--quiet"]
+            "--videos", "gen__astronaut", "--method", "hqdn3d", "--method", f"model-nobp:{ck}",
+            "--method", f"model:{ck}", "--frame-step", "5", "--out", str(out), "--quiet"]
     assert ev.main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     table = summary["table"]["h264-cbr80k"]
+    assert table["model:untrained-nobp"]["y_psnr"] == table["decoded"]["y_psnr"]  # identity, exactly
+    # back-projecting the decoded frame moves it only where the loop filter moved it from the recon
+    assert abs(table["model:untrained"]["y_psnr"] - table["decoded"]["y_psnr"]) < 1.0
     path = str(built["out"] / row["shard"])
     with h5py.File(path, "r") as f:
         gt, dec = ev.read_planes(f, "gt"), ev.read_planes(f, "decoded")
