@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
         "preset": "compact",   # MDVDConfig.preset: paper | compact | realtime
         "table1_row": None,    # 0..8: MDVDConfig.table1_row(row, preset) (models.md 1.5)
         "corrector": None,     # landmarks 'corrected': the corrector trained by task landmarks (or 'untrained')
+        "init": None,          # start from these weights: a checkpoint path or a shipped name (mdvd-h264)
     },
     "data": {
         "manifest": None,      # manifest.jsonl of `make dataset` (or a folder holding one); env PYCODEC_DATA
@@ -323,6 +324,13 @@ class MdvdTask:
             raise ConfigError(f"model.corrector: {self.corrector}: no such file; train it first: python -m "
                               f"pipelines.train --config pipelines/configs/landmarks.yaml --out "
                               f"{os.path.dirname(self.corrector) or 'runs/landmarks'}")
+        self.init = cfg["model"]["init"]
+        if self.init is not None:
+            from pycodec import models
+
+            if not os.path.isfile(str(self.init)) and str(self.init) not in models.available():
+                raise ConfigError(f"model.init: {self.init}: neither a checkpoint file nor a shipped checkpoint "
+                                  f"(shipped: {', '.join(models.available()) or 'none'})")
         self.codec = cfg["data"]["codec"]
         self.collate = functools.partial(mdvd_collate, self.codec)
 
@@ -335,6 +343,15 @@ class MdvdTask:
         net = MDVDNet(self.mcfg)
         if self.corrector not in (None, UNTRAINED):
             _load_corrector(net, self.corrector)
+        if self.init is not None:  # fine-tune: every weight (the frozen corrector included) from there
+            from pycodec import models
+
+            start, _ = models.load(str(self.init))
+            if start.cfg.to_dict() != self.mcfg.to_dict():
+                diff = sorted(k for k, v in self.mcfg.to_dict().items() if start.cfg.to_dict().get(k) != v)
+                raise ConfigError(f"model.init: {self.init} is another architecture (differs in {', '.join(diff)}); "
+                                  "use the config it was trained with (its card: pycodec/weights/NAME.json)")
+            net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in start.state_dict().items()})
         return net
 
     def dataset(self, files: list[str], train: bool, seed: int) -> Any:

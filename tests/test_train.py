@@ -200,6 +200,15 @@ def test_smoke_and_exact_resume(tmp_path, manifest, capsys):
     assert [r["loss"] for r in log_rows(b)] == [r["loss"] for r in rows]
     assert same_tensors(end["optimizer"]["state"][0], last["optimizer"]["state"][0])
 
+    # fine-tuning from a finished model: model.init puts every weight in place before step 1
+    c = tmp_path / "c2"
+    rc, err = main(capsys, "--config", cfg, "--out", c, "--stop-at", 1, f"model.init={a / 'final.pt'}")
+    assert rc == 0, err
+    first = log_rows(c)[0]
+    assert float(first["val_y_gain"]) == pytest.approx(float(rows[-1]["val_y_gain"]), abs=1e-6)
+    rc, err = main(capsys, "--config", cfg, "--out", tmp_path / "c3", "model.init=no-such-model")
+    assert rc == 2 and one_error(err, "model.init", "no-such-model")
+
 
 def test_sigterm_saves_a_resumable_checkpoint(tmp_path, manifest, capsys):
     cfg = tiny_config(tmp_path / "c.yaml", manifest, optim={"total_iters": 500}, val={"every": 0},
