@@ -162,7 +162,7 @@ def model_method(spec: str, device: str = "cpu", batch: int = 4, bp: bool = True
             codec = f.attrs["codec"]
             codec = codec.decode() if isinstance(codec, bytes) else str(codec)
         kw = dataset_kwargs(codec, train=False)
-        ds = CodecWindowDataset(path, crop=None, random_crop=False, **kw)
+        ds = CodecWindowDataset(path, **kw)  # whole frames, no flips, no random crops
         outs: dict[str, list[np.ndarray]] = {"y": [], "u": [], "v": []}
         with torch.inference_mode():
             for i in range(0, len(ds), batch):
