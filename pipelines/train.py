@@ -876,7 +876,9 @@ class Trainer:
         st = torch.load(path, map_location="cpu", weights_only=False)  # our own file (RNG states are tuples)
         if st.get("format") != FORMAT:
             raise ConfigError(f"{path}: not a training state written by pipelines.train")
-        if st["config"]["task"] != self.cfg["task"] or st["config"]["model"] != self.cfg["model"]:
+        # keys added to DEFAULTS since the state was written count with their default value
+        saved_model = {**DEFAULTS["model"], **st["config"]["model"]}
+        if st["config"]["task"] != self.cfg["task"] or saved_model != self.cfg["model"]:
             raise ConfigError(f"{path}: the config's task/model section differs from the checkpoint's; resume with "
                               f"the same model config (or use another --out)")
         return st
