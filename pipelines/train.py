@@ -1009,7 +1009,9 @@ class Trainer:
                     row = {"iter": it, "epoch": stream.epoch, "loss": win_loss / win_n, "loss_in": win_base / win_n,
                            "lr": lr_at(it - 1, o), "samples_per_s": sps}
                     win_loss, win_base, win_n, win_train_s = 0.0, 0.0, 0, 0.0
-                if self.val_ds is not None and (it % cfg["val"]["every"] == 0 or it == total):
+                # a planned stop (--time-limit, --stop-at) validates too, so best.pt has seen its weights
+                planned_stop = want_stop and it < total and not stop.signum
+                if self.val_ds is not None and (it % cfg["val"]["every"] == 0 or it == total or planned_stop):
                     figures, best = self._validate_step(it, best, bar)
                     row = {"iter": it, "epoch": stream.epoch, **row, **figures}
                 if row and log is not None:

@@ -190,6 +190,7 @@ def test_smoke_and_exact_resume(tmp_path, manifest, capsys):
     assert rc == 0 and "stopped (--stop-at) at iteration 5 of 7" in err
     mid = state(b / "last.pt")
     assert (mid["iteration"], mid["epoch"], mid["position"]) == (5, 0, 20)  # the epoch used up exactly
+    assert log_rows(b)[-1]["iter"] == "5" and log_rows(b)[-1]["val_y_gain"]  # a planned stop validates
     rc, err = main(capsys, "--config", cfg, "--out", b)
     assert rc == 2 and one_error(err, "already holds a run", "--resume")
     rc, err = main(capsys, "--config", cfg, "--out", b, "--resume")
