@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     load_checkpoint(tmp)  # loads back, config and weights agree
+    os.chmod(tmp, 0o644)  # package data: readable by everyone (the temporary file was private)
     os.replace(tmp, dst)
     card = {k: meta.get(k) for k in ("description", "iteration", "val", "evaluation", "data_sha256", "manifest")}
     card.update({"file": dst.name, "bytes": size, "config": model.cfg.to_dict()})
