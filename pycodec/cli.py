@@ -387,14 +387,6 @@ def _chunk_frames(choice: str) -> int:
     return n
 
 
-def _same_file(a: str, b: str) -> bool:
-    """Whether paths ``a`` and ``b`` name the same file (through links too); False if either is missing."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
 def cmd_extract(a: argparse.Namespace) -> int:
     """``pycodec extract IN OUT.h5``."""
     fields = parse_fields(a.fields)
@@ -410,7 +402,7 @@ def cmd_extract(a: argparse.Namespace) -> int:
         raise CliError(f"{src}: no such file; check the path")
     if os.path.isdir(src):
         raise CliError(f"{src}: is a directory; give a video file")
-    if _same_file(src, out):
+    if store.same_file(src, out):
         raise CliError(f"{out}: is the input file; give another output path (the input is never overwritten)")
     t0 = time.perf_counter()
     stats = ExtractStats()

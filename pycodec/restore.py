@@ -101,7 +101,7 @@ class RestoreSummary:
 
 def _check_output(src: str, dst: str, overwrite: bool) -> str:
     """The output's extension after the path checks of ``pycodec extract`` (RestoreError)."""
-    from .store import StoreError, check_replaceable
+    from .store import StoreError, check_replaceable, same_file
 
     if dst.endswith(("/", os.sep)):
         raise RestoreError(f"{dst}: names a directory (ends with '/'); give a file name such as {dst}restored.mkv")
@@ -115,7 +115,7 @@ def _check_output(src: str, dst: str, overwrite: bool) -> str:
         raise RestoreError(f"{src}: no such file; check the path")
     if os.path.isdir(src):
         raise RestoreError(f"{src}: is a directory; give a video file")
-    if _same_file(src, dst):
+    if same_file(src, dst):
         raise RestoreError(f"{dst}: is the input file; give another output path (the input is never overwritten)")
     folder = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(folder):
@@ -125,14 +125,6 @@ def _check_output(src: str, dst: str, overwrite: bool) -> str:
     except StoreError as exc:
         raise RestoreError(str(exc)) from None
     return ext
-
-
-def _same_file(a: str, b: str) -> bool:
-    """Whether ``a`` and ``b`` name the same file (through links too); False if either is missing."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _check_device(device: str) -> Any:

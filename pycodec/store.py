@@ -1026,3 +1026,11 @@ def read_frame(path: str | os.PathLike, n: int, fields: Iterable[str] | None = N
     """Read frame ``n`` of an extracted file as a dict (opens and closes the file)."""
     with ExtractedFile(path) as f:
         return f.frame(n, fields)
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file (through links too); False if either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
