@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 import streams as S
 import torch
 
@@ -102,3 +103,17 @@ def tiny_config(row: int = 8, **overrides):
     from pycodec.models import MDVDConfig
 
     return replace(MDVDConfig.table1_row(row, "compact"), **{**TINY, **overrides})
+
+
+# CPU always, CUDA where there is a GPU (none on the CPU machines this project runs CI on).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors gain nothing from a second thread, and on a shared machine a 2-thread OpenMP
+    team stalls for seconds whenever one of its threads is descheduled."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

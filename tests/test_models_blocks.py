@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from models_helpers import DEVICES, one_thread  # noqa: F401 (one_thread: autouse fixture of every test here)
 
 from pycodec.models import blocks as B
 from pycodec.models.blocks import (
@@ -24,17 +25,7 @@ from pycodec.models.blocks import (
 
 torch.set_flush_denormal(True)
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors gain nothing from a second thread, and on a shared machine a 2-thread OpenMP
-    team stalls for seconds whenever one of its threads is descheduled."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 DTYPES = [torch.float32, torch.float64]
 HAS_TV = B._torchvision_deform() is not None
 

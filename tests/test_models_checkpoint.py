@@ -12,6 +12,7 @@ from dataclasses import replace
 import models_helpers as MH
 import pytest
 import torch
+from models_helpers import one_thread  # noqa: F401 (one_thread: autouse fixture of every test here)
 
 import pycodec.models as PM
 from pycodec.models import (
@@ -37,16 +38,6 @@ def _one_line(exc: pytest.ExceptionInfo, path) -> str:
     msg = str(exc.value)
     assert "\n" not in msg and str(path) in msg and "; " in msg, msg
     return msg
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors gain nothing from a second thread, and on a shared machine a 2-thread OpenMP
-    team stalls for seconds whenever one of its threads is descheduled."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 META = {"iterations": 1200, "data_sha256": "ab" * 32, "val": {"psnr_y": 31.25, "rates": [60, 90]}, "note": None}

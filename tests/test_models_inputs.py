@@ -10,24 +10,13 @@ import models_helpers as MH
 import numpy as np
 import pytest
 import torch
+from models_helpers import DEVICES, one_thread  # noqa: F401 (one_thread: autouse fixture of every test here)
 
 from pycodec import transform as T
 from pycodec.models import BPData, MDVDInputs, dataset_kwargs, make_inputs, target_planes
 from pycodec.models import fields as FL
 from pycodec.models.inputs import NEIGHBOURS
 from pycodec.nn import CodecWindowDataset, block_flow, chroma_downsample, chroma_upsample, collate, warp
-
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors gain nothing from a second thread, and on a shared machine a 2-thread OpenMP
-    team stalls for seconds whenever one of its threads is descheduled."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import models_helpers as MH
 import pytest
 import torch
 import yaml
+from models_helpers import DEVICES, one_thread  # noqa: F401 (one_thread: autouse fixture of every test here)
 
 from pycodec.models import (
     MDVDConfig,
@@ -27,18 +28,6 @@ from pycodec.models.mdvd import SWITCHES, yuv444_to_planes
 from pycodec.nn import CodecWindowDataset, collate
 
 torch.set_flush_denormal(True)
-
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors gain nothing from a second thread, and on a shared machine a 2-thread OpenMP
-    team stalls for seconds whenever one of its threads is descheduled."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _batch(path, codec="h264", crop=None, idx=(3, 7), **kw):
