@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from pycodec.restore import restore
 
     torch.set_num_threads(a.threads)
-    torch.set_flush_denormal(True)
+    torch.set_flush_denormal(True)  # a process of its own; restore() flushes too
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         src = clip(os.path.join(tmp, "in.mp4"), a.frames)

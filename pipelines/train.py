@@ -1169,7 +1169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import torch
 
-        torch.set_flush_denormal(True)  # denormals made CPU steps ~3x slower (models.md section 4)
+        from pycodec.models.fpenv import flushed_denormals
+
         cfg = load_config(args.config, args.overrides)
         out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
         if not args.resume and os.path.exists(os.path.join(out, "last.pt")):
@@ -1194,7 +1195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 yaml.safe_dump(cfg, f, sort_keys=False)
         if dist.world > 1:
             torch.distributed.barrier()
-        return trainer.run()
+        with flushed_denormals():
+            return trainer.run()
     except ConfigError as exc:
         print(f"train: error: {exc}" + (f" (rank {dist.rank})" if dist.world > 1 else ""), file=sys.stderr)
         return 2

@@ -394,9 +394,10 @@ class Restorer:
         import torch
 
         from .models import make_inputs
+        from .models.fpenv import flushed_denormals
         from .models.mdvd import apply_back_projection, yuv444_to_planes
 
-        with torch.inference_mode():
+        with torch.inference_mode(), flushed_denormals(self.device.type == "cpu"):
             inputs = make_inputs(batch, self.codec, bp=self.bp)
             bpd = inputs.bp
             x = replace(inputs, bp=None, origin=None)

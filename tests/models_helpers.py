@@ -117,3 +117,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def flush_denormals():
+    """CPU steps run about 3x faster with denormals flushed; scoped to the module, because the
+    FTZ/DAZ state is process-wide and later tests (hypothesis among them) need subnormals."""
+    from pycodec.models.fpenv import flushed_denormals
+
+    with flushed_denormals():
+        yield

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from models_helpers import DEVICES, one_thread  # noqa: F401 (one_thread: autouse fixture of every test here)
+from models_helpers import DEVICES, flush_denormals, one_thread  # noqa: F401 (autouse fixtures of every test here)
 
 from pycodec.models import blocks as B
 from pycodec.models.blocks import (
@@ -22,9 +22,6 @@ from pycodec.models.blocks import (
     deform_conv2d,
     he_init,
 )
-
-torch.set_flush_denormal(True)
-
 
 DTYPES = [torch.float32, torch.float64]
 HAS_TV = B._torchvision_deform() is not None

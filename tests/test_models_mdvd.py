@@ -11,7 +11,7 @@ import models_helpers as MH
 import pytest
 import torch
 import yaml
-from models_helpers import DEVICES, one_thread  # noqa: F401 (one_thread: autouse fixture of every test here)
+from models_helpers import DEVICES, flush_denormals, one_thread  # noqa: F401 (autouse fixtures of every test here)
 
 from pycodec.models import (
     MDVDConfig,
@@ -26,8 +26,6 @@ from pycodec.models import (
 from pycodec.models.blocks import count_parameters, he_init
 from pycodec.models.mdvd import SWITCHES, yuv444_to_planes
 from pycodec.nn import CodecWindowDataset, collate
-
-torch.set_flush_denormal(True)
 
 
 def _batch(path, codec="h264", crop=None, idx=(3, 7), **kw):

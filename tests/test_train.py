@@ -23,6 +23,7 @@ import yaml
 from conftest import ROOT
 
 from pipelines import train
+from pycodec.models.fpenv import denormals_are_flushed
 
 # The smallest MDVD-Net with every branch but the corrector (quarter-resolution trunk, 8 channels).
 TINY_MODEL = {"preset": "realtime", "channels": 8, "deform_groups": 2, "lstm_hidden": 8, "lstm_layers": 1,
@@ -51,6 +52,8 @@ def tiny_config(path: Path, manifest: Path | None, **sections) -> str:
 
 def main(capsys, *argv) -> tuple[int, str]:
     rc = train.main([str(a) for a in argv])
+    # FTZ/DAZ is process-wide: a run that left it on broke later hypothesis tests in CI
+    assert not denormals_are_flushed(), "train.main left denormals flushed"
     return rc, capsys.readouterr().err
 
 
