@@ -137,10 +137,11 @@ def ffmpeg_filter(planes: Planes, chain: str, fps: tuple[int, int] = (25, 1), st
 
 @dataclass
 class Method:
-    """A named way to restore a shard: ``run(shard_path) -> planes``."""
+    """A named way to restore a shard: ``run(shard_path, frames) -> planes`` of every frame; a
+    model restores only the ``frames`` that are scored (the rest stay decoded), filters run on all."""
 
     name: str
-    run: Callable[[str], Planes]
+    run: Callable[[str, Sequence[int]], Planes]  # (shard, frames scored) -> planes of every frame
     kind: str
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -150,6 +151,7 @@ def model_method(spec: str, device: str = "cpu", batch: int = 4, bp: bool = True
     import torch
 
     from pycodec import models
+    from pycodec.models.fpenv import flushed_denormals
     from pycodec.models.inputs import dataset_kwargs, make_inputs
     from pycodec.nn import CodecWindowDataset, collate
 
@@ -157,22 +159,24 @@ def model_method(spec: str, device: str = "cpu", batch: int = 4, bp: bool = True
     model, meta = models.load(ref, device=device)
     model.eval()
 
-    def run(path: str) -> Planes:
+    def run(path: str, frames: Sequence[int]) -> Planes:
         with h5py.File(path, "r") as f:
             codec = f.attrs["codec"]
             codec = codec.decode() if isinstance(codec, bytes) else str(codec)
+            out = read_planes(f, "decoded")  # frames not scored stay as decoded
         kw = dataset_kwargs(codec, train=False)
-        ds = CodecWindowDataset(path, **kw)  # whole frames, no flips, no random crops
-        outs: dict[str, list[np.ndarray]] = {"y": [], "u": [], "v": []}
-        with torch.inference_mode():
-            for i in range(0, len(ds), batch):
-                b = collate([ds[j] for j in range(i, min(len(ds), i + batch))])
+        ds = CodecWindowDataset(path, **kw)  # whole frames, no flips, no random crops; neighbours from the shard
+        todo = list(frames)
+        with torch.inference_mode(), flushed_denormals(torch.device(device).type == "cpu"):
+            for i in range(0, len(todo), batch):
+                idx = todo[i:i + batch]
+                b = collate([ds[j] for j in idx])
                 x = make_inputs(b, codec, bp=bp).to(device, torch.float32)
                 o = model(x)
-                for k in "yuv":
-                    outs[k].append((o.planes[k].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+                for plane, k in zip(out, "yuv"):
+                    plane[idx] = (o.planes[k].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         ds.close()
-        return np.concatenate(outs["y"]), np.concatenate(outs["u"]), np.concatenate(outs["v"])
+        return out
 
     name = os.path.splitext(os.path.basename(ref))[0] if os.path.sep in ref or ref.endswith(".pt") else ref
     return Method(f"model:{name}" + ("" if bp else "-nobp"), run, "model",
@@ -181,13 +185,13 @@ def model_method(spec: str, device: str = "cpu", batch: int = 4, bp: bool = True
 
 def make_method(spec: str, device: str = "cpu", batch: int = 4) -> Method:
     if spec == "decoded":
-        return Method("decoded", lambda p: _read(p, "decoded"), "input")
+        return Method("decoded", lambda p, _frames: _read(p, "decoded"), "input")
     if spec.startswith("model:"):
         return model_method(spec, device, batch)
     if spec.startswith("model-nobp:"):
         return model_method("model:" + spec.split(":", 1)[1], device, batch, bp=False)
 
-    def run(path: str) -> Planes:
+    def run(path: str, _frames: Sequence[int]) -> Planes:
         with h5py.File(path, "r") as f:
             fps = tuple(int(x) for x in f.attrs.get("fps", (25, 1)))
             planes = read_planes(f, "decoded")
@@ -228,13 +232,14 @@ def evaluate(rows: list[dict[str, Any]], methods: list[Method], frame_step: int 
         with h5py.File(r["path"], "r") as f:
             gt = read_planes(f, "gt")
             frames = int(f["frame/pts"].shape[0])
+        ts = range(0, frames, frame_step)
         for m in methods:
             t0 = time.perf_counter()
-            out = m.run(r["path"])
+            out = m.run(r["path"], ts)
             secs = time.perf_counter() - t0
             if out[0].shape != gt[0].shape:
                 raise RuntimeError(f"{m.name} on {r['path']}: {out[0].shape} frames, ground truth {gt[0].shape}")
-            ts = range(0, frames, frame_step)
+            ran = len(ts) if m.kind == "model" else frames
             bar = progress(len(ts), f"{r['video']} {r['setting']}: {m.name}", quiet)
             per = []
             for t in ts:
@@ -242,7 +247,7 @@ def evaluate(rows: list[dict[str, Any]], methods: list[Method], frame_step: int 
                 bar.update(1)
             bar.close()
             yield {"video": r["video"], "identity": r["identity"], "setting": r["setting"],
-                   "kbps": r.get("bitrate_kbps"), "method": m.name, "frames": frames, "seconds": secs,
+                   "kbps": r.get("bitrate_kbps"), "method": m.name, "frames": frames, "restored": ran, "seconds": secs,
                    "per_frame": per}
 
 
@@ -251,7 +256,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     videos = []
     for r in results:
         v = {k: r[k] for k in ("video", "identity", "setting", "kbps", "method", "frames", "seconds")}
-        v["fps"] = r["frames"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+        v["fps"] = r.get("restored", r["frames"]) / r["seconds"] if r["seconds"] > 0 else float("inf")
         for m in METRICS:
             v[m] = float(np.mean([p[m] for p in r["per_frame"]]))
         videos.append(v)
@@ -332,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "an FFmpeg filter chain on the decoded frames (spp=6:8, pp7=qp={qscale}, hqdn3d, nlmeans; "
                    "{qp}: the shard's mean H.264/HEVC QP, {qscale}: QP >> 2, FFmpeg's MPEG-style scale); repeatable")
     p.add_argument("--videos", nargs="*", default=[], help="only these video ids")
-    p.add_argument("--frame-step", type=int, default=1, help="score every k-th frame (restoration runs on all)")
+    p.add_argument("--frame-step", type=int, default=1, help="score every k-th frame; models restore only those (neighbours still come from the clip), filters run on all")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--out", required=True, help="output folder")
