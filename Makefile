@@ -266,6 +266,13 @@ train: all
 	$(if $(filter-out 1,$(NPROC)),$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC),$(PY)) \
 	  -m pipelines.train --config "$(CONFIG)" $(if $(RUN),--out "$(RUN)") $(if $(RESUME),--resume) $(ARGS)
 
+# Table 1 of MDVD-Net: every row under one budget, resumable over sessions, then one evaluation.
+# make table1 DATA=data/manifest.jsonl [TIME=MIN] [ROWS="0 1 8"] (docs/training.md)
+.PHONY: table1
+table1: all peers
+	@test -n "$(DATA)" || { echo "usage: make table1 DATA=path/to/manifest.jsonl [TIME=minutes] [ROWS='0 1 8'] (docs/training.md)" >&2; exit 2; }
+	$(PY) -m pipelines.table1 --manifest "$(DATA)" $(if $(TIME),--time-limit $(TIME)) $(if $(ROWS),--rows $(ROWS))
+
 # The ffmpeg program for the post-filter peers of pipelines/evaluate.py (spp, pp7, hqdn3d, nlmeans:
 # GPL filters that PyAV's LGPL FFmpeg lacks).  As root, make installs Debian's package (apt-get).
 peers:
