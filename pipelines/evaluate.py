@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -251,6 +252,11 @@ def evaluate(rows: list[dict[str, Any]], methods: list[Method], frame_step: int 
                    "per_frame": per}
 
 
+def setting_key(setting: str) -> tuple[Any, ...]:
+    """Settings in rate order: ``h264-cbr40k`` before ``h264-cbr100k`` (numbers compare as numbers)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", setting))
+
+
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Per video means, then per (setting, method) means over videos and gains over ``decoded``."""
     videos = []
@@ -261,7 +267,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
             v[m] = float(np.mean([p[m] for p in r["per_frame"]]))
         videos.append(v)
     table: dict[str, dict[str, dict[str, float]]] = {}
-    for s in sorted({v["setting"] for v in videos}):
+    for s in sorted({v["setting"] for v in videos}, key=setting_key):
         table[s] = {}
         base = {v["video"]: v for v in videos if v["setting"] == s and v["method"] == "decoded"}
         for m in dict.fromkeys(v["method"] for v in videos if v["setting"] == s):
@@ -310,17 +316,19 @@ def rd_plot(summary: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
     methods = list(dict.fromkeys(m for rows in summary["table"].values() for m in rows))
-    for m in methods:
-        pts = sorted((rows[m]["kbps"], rows[m]["y_psnr"]) for rows in summary["table"].values()
-                     if m in rows and "kbps" in rows[m])
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=m)
-    ax.set_xlabel("achieved bit rate (kbit/s)")
-    ax.set_ylabel("Y-PSNR (dB)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    for ax, key, label in ((axes[0], "y_psnr", "Y-PSNR (dB)"), (axes[1], "y_psnr_gain", "Y-PSNR gain over the decoded input (dB)")):
+        for m in methods:
+            pts = sorted((rows[m]["kbps"], rows[m][key]) for rows in summary["table"].values()
+                         if m in rows and "kbps" in rows[m] and key in rows[m])
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=m)
+        ax.set_xlabel("achieved bit rate (kbit/s)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png")

@@ -74,3 +74,23 @@ class TestSummarise:
         assert row["y_psnr_gain"] == pytest.approx(0.2) and row["y_psnr_gain_min"] == pytest.approx(-0.1)
         assert row["videos_better"] == 1 and row["videos"] == 2 and s["table"]["s"]["decoded"]["y_psnr_gain"] == 0
         assert "| m |" in ev.markdown(s)
+
+
+class TestRateSweep:
+    def _res(self, setting, kbps, method, y):
+        pf = [{k: y if "psnr" in k else 0.9 for k in ev.METRICS}]
+        return {"video": "a", "identity": "a", "setting": setting, "kbps": kbps, "method": method,
+                "frames": 1, "seconds": 1.0, "per_frame": pf}
+
+    def test_settings_in_rate_order_and_plot(self, tmp_path):
+        res = []
+        for s, kbps in (("h264-cbr100k", 101.0), ("h264-cbr40k", 41.0), ("h264-cbr60k", 62.0)):
+            res += [self._res(s, kbps, "decoded", kbps / 4), self._res(s, kbps, "m", kbps / 4 + 0.5)]
+        s = ev.summarise(res)
+        assert list(s["table"]) == ["h264-cbr40k", "h264-cbr60k", "h264-cbr100k"]
+        assert ev.markdown(s).index("### h264-cbr40k") < ev.markdown(s).index("### h264-cbr100k")
+        ev.rd_plot(s, str(tmp_path / "rd.png"))
+        from PIL import Image
+
+        with Image.open(tmp_path / "rd.png") as im:
+            assert im.format == "PNG" and im.size[0] > im.size[1] > 100
