@@ -37,6 +37,21 @@ def score(meta: dict[str, Any]) -> tuple[float, str]:
     return float("-inf"), "no figure"
 
 
+def steps_total(meta: dict[str, Any], name: str, old_card: Path) -> int | None:
+    """Training steps behind the weights: this run's, plus the shipped checkpoint's when the run
+    started from it (``model.init`` = ``name``: a later session continuing the training)."""
+    it = meta.get("iteration")
+    init = ((meta.get("training_config") or {}).get("model") or {}).get("init")
+    if it is None or init != name:
+        return it
+    try:
+        old = json.loads(old_card.read_text())
+    except (OSError, ValueError):
+        return None  # the lineage is unknown
+    before = old.get("steps_total", old.get("iteration"))
+    return None if before is None else int(before) + int(it)
+
+
 def evaluation(path: str, setting: str, method: str | None) -> dict[str, Any]:
     """The model's row of an evaluate summary.json (the one method named ``model:*``, or ``method``)."""
     s = json.loads(Path(path).read_text())
@@ -105,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.chmod(tmp, 0o644)  # package data: readable by everyone (the temporary file was private)
     os.replace(tmp, dst)
     card = {k: meta.get(k) for k in ("description", "iteration", "val", "evaluation", "data_sha256", "manifest")}
+    card["steps_total"] = steps_total(meta, a.name, dst.with_suffix(".json"))
+    if isinstance(cfg, dict):  # how it was trained: the recipe a later session continues from
+        card["training"] = {k: cfg.get(k) for k in ("seed", "model", "data", "optim")}
     card.update({"file": dst.name, "bytes": size, "config": model.cfg.to_dict()})
     card_tmp = dst.with_name(f".{dst.stem}.json.new")
     card_tmp.write_text(json.dumps(card, indent=1, default=str) + "\n")

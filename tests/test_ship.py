@@ -65,3 +65,16 @@ class TestShip:
         with pytest.raises(SystemExit) as e:
             ship.main([str(bad), "m", "--weights-dir", str(tmp_path / "w")])
         assert e.value.code == 2 and "bad.pt" in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
+def test_steps_total_counts_the_shipped_run_a_training_continued(tmp_path):
+    from pipelines.ship import steps_total
+
+    card = tmp_path / "mdvd-h264.json"
+    card.write_text(json.dumps({"iteration": 2914}))
+    cont = {"iteration": 4522, "training_config": {"model": {"init": "mdvd-h264"}}}
+    assert steps_total(cont, "mdvd-h264", card) == 7436
+    card.write_text(json.dumps({"iteration": 4522, "steps_total": 7436}))
+    assert steps_total({**cont, "iteration": 100}, "mdvd-h264", card) == 7536  # a third leg
+    assert steps_total({"iteration": 50, "training_config": {"model": {"init": None}}}, "mdvd-h264", card) == 50
+    assert steps_total(cont, "mdvd-h264", tmp_path / "none.json") is None  # lineage unknown, not guessed
