@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import train_data
 import yaml
-
 from conftest import ROOT
+
 from pipelines import table1, train
 
 TINY = {"preset": "realtime", "channels": 8, "deform_groups": 2, "lstm_hidden": 8, "lstm_layers": 1, "a_blocks": 1}
