@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from pycodec.models.fpenv import denormals_are_flushed, flushed_denormals
 
