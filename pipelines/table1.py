@@ -14,6 +14,7 @@ every frame) and writes ``RUNS/table1.md``.  Each run is a separate process (mem
 from __future__ import annotations
 
 import argparse
+import csv
 import glob
 import json
 import os
@@ -94,8 +95,6 @@ def table_md(summary: dict[str, Any], split: str, setting: str, configs: dict[in
         val, steps = "", ""
         log = os.path.join(runs, f"row{r}", "log.csv")
         if os.path.isfile(log):
-            import csv
-
             with open(log) as f:
                 recs = list(csv.DictReader(f))
             vals = [float(x["val_y_gain"]) for x in recs if x.get("val_y_gain")]
