@@ -122,7 +122,10 @@ FUZZ_SEED     ?= 1
 # -entropic=0: the entropic schedule's bookkeeping took 80% of the time with ~100k features.
 FUZZ_OPTS      = -max_len=$(FUZZ_MAXLEN) -timeout=20 -rss_limit_mb=2048 -dict=fuzz/$(1).dict \
 	-entropic=0 -detect_leaks=1 -print_final_stats=1
-FUZZ_ENV      := ASAN_OPTIONS=detect_leaks=1:symbolize=1 UBSAN_OPTIONS=print_stacktrace=1
+# FUZZ_MALLOC_CONTEXT: frames ASan records per malloc/free (its default 30); the campaign uses 4,
+# 15% faster (an allocation's full stack comes back when the saved input is replayed).
+FUZZ_MALLOC_CONTEXT ?= 30
+FUZZ_ENV       = ASAN_OPTIONS=detect_leaks=1:symbolize=1:malloc_context_size=$(FUZZ_MALLOC_CONTEXT) UBSAN_OPTIONS=print_stacktrace=1
 
 .PHONY: fuzz fuzz-smoke fuzz-campaign fuzz-seeds
 
@@ -202,6 +205,7 @@ fuzz-campaign: $(FUZZ_BINS) $(FUZZ)/seeds/.made
 	@run=$$(date -u +%Y%m%dT%H%M%SZ); pids=; for c in $(FUZZ_CODECS); do for j in $$(seq 1 $(FUZZ_JOBS)); do \
 	  mkdir -p $(FUZZ)/campaign/$$c; log=$(FUZZ)/campaign/$$c.$$run.$$j.log; \
 	  echo "fuzzer: $$(sha256sum < $(FUZZ)/$${c}_fuzzer | cut -c1-16) $${c}_fuzzer" > $$log; \
+	  echo "env: $(FUZZ_ENV) nice $(FUZZ_NICE)" >> $$log; \
 	  ( start=$$(date +%s); $(FUZZ_ENV) nice -n $(FUZZ_NICE) $(FUZZ)/$${c}_fuzzer $(call FUZZ_OPTS,$$c) \
 	      -seed=$$(( $(FUZZ_SEED) + j - 1 )) -runs=$$(( $(FUZZ_RUNS) / $(FUZZ_JOBS) )) -max_total_time=$(FUZZ_TIME) \
 	      -artifact_prefix=$(FUZZ)/campaign/$$c- $(FUZZ)/campaign/$$c $(FUZZ)/seeds/$$c tests/data/fuzz/$$c >> $$log 2>&1; \
