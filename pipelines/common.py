@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from pycodec import batch as _batch
+
 # Reasons a source video is skipped: a property of the input, not a bug.  A step that meets one
 # writes a "failed" status (so the batch goes on and a rerun does not retry it) and exits 0.
 REASONS = ("unreadable", "no-video", "no-face", "too-short", "encode-failed")
@@ -78,18 +80,15 @@ def read_json(path: str) -> dict[str, Any]:
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"i/N"`` (0 <= i < N) -> (i, N): the slice a Slurm array task takes."""
-    if text in (None, ""):
-        return None
-    m = re.fullmatch(r"(\d+)/(\d+)", str(text).strip())
-    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
-        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4")
-    return int(m.group(1)), int(m.group(2))
+    """``"i/N"`` (0 <= i < N) -> (i, N): the slice a Slurm array task takes
+    (:func:`pycodec.batch.parse_shard`, as an argparse type)."""
+    try:
+        return _batch.parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def in_shard(index: int, shard: tuple[int, int] | None) -> bool:
-    """Round-robin slicing: item ``index`` belongs to slice i of N when index % N == i."""
-    return shard is None or index % shard[1] == shard[0]
+in_shard = _batch.in_shard
 
 
 def run_step(name: str, status_path: str, body: Callable[[], dict[str, Any]], context: dict[str, Any],

@@ -38,26 +38,12 @@ import h5py
 import numpy as np
 
 from pipelines.common import atomic_path, main_guard, progress
+from pycodec.metrics import psnr, ssim
 
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]  # y (N,H,W), u, v (N,H/2,W/2) uint8
 
 
 # ---------------------------------------------------------------------------- metrics
-def psnr(ref: np.ndarray, out: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB from the mean squared error over all samples (inf when identical)."""
-    mse = float(np.mean((ref.astype(np.float64) - out.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
-
-
-def ssim(ref: np.ndarray, out: np.ndarray, channel_axis: int | None = None) -> float:
-    """SSIM with an 11-tap Gaussian window, sigma 1.5, peak 255 (Wang et al.'s settings)."""
-    from skimage.metrics import structural_similarity
-
-    return float(structural_similarity(ref.astype(np.float64), out.astype(np.float64), data_range=255.0,
-                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                       channel_axis=channel_axis))
-
-
 def to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """One yuv420p frame (BT.601, limited range, as the dataset crops are) -> RGB uint8 (H, W, 3)."""
     import av

@@ -25,9 +25,8 @@ from typing import Any
 from pipelines import prepare
 from pipelines.common import in_shard, main_guard, parse_shard, safe_id, write_if_changed
 from pipelines.encode import parse_setting
+from pycodec.batch import VIDEO_EXTS
 
-VIDEO_EXTS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg", ".mpeg", ".ts", ".mts",
-              ".wmv", ".3gp", ".ogv", ".y4m", ".h264", ".264", ".hevc", ".265")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -184,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{i}\t{v}\t{ident}\t{path}\n" for i, (v, ident, path) in enumerate(sources)))
     prep_args = ["--size", str(a.size), "--margin", str(a.margin), "--smooth", str(a.smooth),
                  "--min-face-frac", str(a.min_face_frac), "--detect-every", str(a.detect_every),
-                 "--detect-max-side", str(a.detect_max_side), "--upsample", str(a.upsample),
+                 "--scan-every", str(a.scan_every), "--min-face", str(a.min_face),
                  "--min-frames", str(a.min_frames)]
     # encode.json holds what every shard depends on (a change redoes them all); the list of settings
     # is apart (settings.json), so adding a codec or a rate builds only the new shards.

@@ -24,7 +24,7 @@ import numpy as np
 from pipelines import audio, face
 from pipelines.common import StepFailure, atomic_path, main_guard, progress, run_step
 
-DEFAULTS = {"size": 256, "detect_every": 1, "detect_max_side": 640, "upsample": 0, "min_frames": 25}
+DEFAULTS = {"size": 256, "detect_every": 1, "scan_every": 25, "min_face": 40, "min_frames": 25}
 
 
 def _open(src: str) -> Any:
@@ -79,13 +79,18 @@ def _probe(src: str) -> tuple[Fraction, bool]:
 
 
 def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect_every: int,
-            detect_max_side: int, upsample: int, min_frames: int, quiet: bool = False,
+            scan_every: int, min_face: int, min_frames: int, quiet: bool = False,
             label: str = "") -> dict[str, Any]:
     """Run step 1 (module docstring); return the facts recorded in ``prep.json``."""
     import av
 
+    from pycodec.facedet import DetectSettings
+    from pycodec.tracks import FaceTracks, TrackerSettings
+
     fps, has_audio = _probe(src)
-    # pass 1: frame times and face detections on a downscaled grey picture
+    # pass 1: frame times and face detections (pycodec restore's tracker: faces of min_face pixels
+    # and up at any frame size, searched around the known faces every detect_every frames)
+    tracker = FaceTracks(DetectSettings(min_face=min_face), TrackerSettings(every=detect_every, scan_every=scan_every))
     times: list[float] = []
     dets: list[np.ndarray] = []
     attempted: list[bool] = []
@@ -102,16 +107,8 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
     for t, fr in enumerate(_frames(src)):
         width, height = fr.width, fr.height
         times.append(float(fr.pts * fr.time_base) if fr.pts is not None and fr.time_base else t / float(fps))
-        k = min(1.0, detect_max_side / max(width, height))
-        if t % detect_every == 0:
-            g = fr.reformat(width=max(1, round(width * k)), height=max(1, round(height * k)), format="gray")
-            d = face.detect(g.to_ndarray(), upsample)
-            d[:, :4] /= k
-            dets.append(d)
-            attempted.append(True)
-        else:
-            dets.append(np.zeros((0, 5)))
-            attempted.append(False)
+        dets.append(tracker.add(fr.to_ndarray(format="gray")))
+        attempted.append(tracker.searched[-1])
         bar.update(1)
     bar.close()
     lap("decode+detect")
@@ -172,8 +169,8 @@ def prepare(src: str, work: str, size: int, settings: face.TrackSettings, detect
             "audio_level_db": round(level_db, 1), "speech": bool(audio_source == "stream" and level_db > audio.AUDIBLE_DB),
             "face_frac": round(found / max(1, sum(attempted)), 4),
             "shots": len(face.segments(face.choose_faces(dets), settings.cut_iou)),
-            "track": asdict(settings), "detect_every": detect_every, "detect_max_side": detect_max_side,
-            "upsample": upsample, "timings": timings}
+            "track": asdict(settings), "detect_every": detect_every, "scan_every": scan_every,
+            "min_face": min_face, "timings": timings}
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -182,10 +179,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin", type=float, default=d.margin, help="crop side / face box side")
     p.add_argument("--smooth", type=float, default=d.smooth_s, help="smoothing sigma of the crop, seconds")
     p.add_argument("--min-face-frac", type=float, default=d.min_face_frac)
-    p.add_argument("--detect-every", type=int, default=DEFAULTS["detect_every"], help="run the detector every K frames")
-    p.add_argument("--detect-max-side", type=int, default=DEFAULTS["detect_max_side"],
-                   help="downscale frames to at most this side for detection")
-    p.add_argument("--upsample", type=int, default=DEFAULTS["upsample"], help="dlib upsampling (finds smaller faces)")
+    p.add_argument("--detect-every", type=int, default=DEFAULTS["detect_every"],
+                   help="search around the faces found every K frames")
+    p.add_argument("--scan-every", type=int, default=DEFAULTS["scan_every"],
+                   help="search the whole frame (new faces, shot changes) every K frames")
+    p.add_argument("--min-face", type=int, default=DEFAULTS["min_face"],
+                   help="smallest face side (pixels of the source) the whole-frame search finds")
     p.add_argument("--min-frames", type=int, default=DEFAULTS["min_frames"])
 
 
@@ -201,15 +200,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.size <= 0 or a.size % 2:
         p.error(f"--size {a.size}: must be a positive even number (4:2:0)")
-    if a.detect_every < 1:
-        p.error("--detect-every must be >= 1")
+    if a.detect_every < 1 or a.scan_every < 1:
+        p.error("--detect-every and --scan-every must be >= 1")
+    if a.min_face < 8:
+        p.error(f"--min-face {a.min_face}: faces below 8 pixels cannot be found")
     os.makedirs(a.work, exist_ok=True)
     vid = a.video_id or os.path.splitext(os.path.basename(a.src))[0]
     settings = face.TrackSettings(margin=a.margin, smooth_s=a.smooth, min_face_frac=a.min_face_frac)
     ctx = {"video": vid, "identity": a.identity or vid, "source": os.path.abspath(a.src)}
     return run_step("prepare", os.path.join(a.work, "prep.json"),
-                    lambda: prepare(a.src, a.work, a.size, settings, a.detect_every, a.detect_max_side,
-                                    a.upsample, a.min_frames, a.quiet, vid), ctx,
+                    lambda: prepare(a.src, a.work, a.size, settings, a.detect_every, a.scan_every,
+                                    a.min_face, a.min_frames, a.quiet, vid), ctx,
                     lambda r: f"{r['frames']} frames ({r['duration_s']:.1f} s), face found in "
                               f"{r['face_frac']:.1%} of the frames searched, {r['shots']} shot(s)")
 

@@ -1,6 +1,7 @@
 """Generated inputs for tests and benchmarks: a real face photo (scikit-image's ``astronaut``)
 moving and zooming over a wider frame, with synthetic "speech" (tone bursts at known times) in an
-MP4 (H.264 + AAC), and a faceless clip with sound."""
+MP4 (H.264 + AAC), the same face as a small webcam inset in a screencast, and a faceless clip with
+sound."""
 
 from __future__ import annotations
 
@@ -71,6 +72,39 @@ def face_clip(path: str | os.PathLike, width: int = 480, height: int = 272, fram
 
     scene = TalkingHead(width, height, fps, seed)
     return write_clip(path, [scene.frame(t) for t in range(frames)], fps, bursts_audio(frames / fps, bursts))
+
+
+def screen_background(width: int, height: int, seed: int = 1) -> np.ndarray:
+    """A grey screen-like picture (H, W) uint8: blurred noise, flat panels, lines of text."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (height, width), dtype=np.uint8), (0, 0), 6)
+    for _ in range(12):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        cv2.rectangle(img, (x, y), (x + int(rng.integers(80, 600)), y + int(rng.integers(40, 300))),
+                      int(rng.integers(0, 256)), -1)
+    for _ in range(60):
+        cv2.putText(img, "lorem ipsum 42", (int(rng.integers(0, width)), int(rng.integers(0, height))),
+                    cv2.FONT_HERSHEY_SIMPLEX, float(rng.uniform(0.4, 1.2)), int(rng.integers(0, 256)), 1)
+    return img
+
+
+def screencast_clip(path: str | os.PathLike, width: int = 1280, height: int = 720, inset: int = 224,
+                    frames: int = 50, fps: int = 25, seed: int = 0) -> str:
+    """A screencast with the talking face as a webcam inset (``inset`` pixels square, bottom right):
+    with the default sizes the face is about 75 px wide, the case a 640-px detection missed."""
+    from pycodec.samples import TalkingHead
+
+    scene = TalkingHead(inset, inset, fps, seed)
+    screen = np.repeat(screen_background(width, height)[..., None], 3, -1)
+    y0, x0 = height - inset - 24, width - inset - 24
+    imgs = []
+    for t in range(frames):
+        img = screen.copy()
+        img[y0:y0 + inset, x0:x0 + inset] = scene.frame(t)
+        imgs.append(img)
+    return write_clip(path, imgs, fps, bursts_audio(frames / fps, [(0.4, 0.8)]))
 
 
 def faceless_clip(path: str | os.PathLike, width: int = 192, height: int = 144, frames: int = 40,

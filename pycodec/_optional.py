@@ -18,6 +18,9 @@ DISTRIBUTIONS = {
     "python_speech_features": "python_speech_features",
     "av": "av",
     "scipy": "scipy",
+    "cv2": "opencv-python-headless",
+    "skimage": "scikit-image",
+    "matplotlib": "matplotlib",
 }
 
 

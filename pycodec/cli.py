@@ -1,4 +1,4 @@
-"""Command line: ``pycodec extract | info | show | restore``; bad input gives one stderr line and exit code 2."""
+"""Command line: ``pycodec extract | info | show | restore | compare``; bad input gives one stderr line and exit code 2."""
 
 from __future__ import annotations
 
@@ -151,10 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frame", type=int, default=0, metavar="N", help="frame index in the file (default 0)")
     s.add_argument("-o", "--output", required=True, metavar="out.png", help="PNG to write")
     s.set_defaults(func=cmd_show)
-    r = sub.add_parser("restore", help="restore a compressed talking-face crop with a trained model")
-    r.add_argument("input", metavar="IN", help="the compressed face crop (H.264 or HEVC)")
+    r = sub.add_parser("restore", help="restore the faces of compressed videos with a trained model")
+    r.add_argument("input", metavar="IN",
+                   help="a compressed video (H.264 or HEVC), or a folder or list file (.txt, .lst, .jsonl) of them")
     r.add_argument("output", metavar="OUT",
-                   help="restored video: .mkv (FFV1, lossless), .mp4 (H.264 CRF 12) or .y4m (raw, no audio)")
+                   help="restored video: .mkv (FFV1, lossless), .mp4 (H.264 CRF 12) or .y4m (raw, no audio); "
+                        "for a folder or list: the output folder")
+    r.add_argument("--format", default="mkv", choices=("mkv", "mp4", "y4m"),
+                   help="batches: the outputs' format (default mkv)")
+    r.add_argument("--report", default=None, metavar="REPORT.html",
+                   help="also write a report (.html or .png): sample frames input | restored | difference, "
+                        "the face tracks, the change per frame")
+    r.add_argument("--shard", default=None, metavar="i/N",
+                   help="batches: restore only the inputs whose index %% N == i (cluster array jobs)")
     r.add_argument("--model", default="mdvd", choices=("mdvd",), help="model architecture (default mdvd)")
     r.add_argument("--checkpoint", metavar="PATH",
                    help="checkpoint file (default: the one shipped for the input's codec, mdvd-h264 or mdvd-hevc)")
@@ -165,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (a regular file only)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
     r.set_defaults(func=cmd_restore)
+    c = sub.add_parser("compare", help="how two versions of a video differ, whole frame and faces (PSNR, SSIM)")
+    c.add_argument("a", metavar="A", help="a video (e.g. the decoded input)")
+    c.add_argument("b", metavar="B", help="another version of it (e.g. the restored one)")
+    c.add_argument("--reference", metavar="GT", help="the original: A and B are scored against it")
+    c.add_argument("--plot", metavar="OUT.png", help="write the per-frame Y-PSNR plot (faces and whole frame)")
+    c.add_argument("--json", action="store_true", help="print the figures as JSON")
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_compare)
     return p
 
 
@@ -541,17 +558,64 @@ def cmd_show(a: argparse.Namespace) -> int:
 
 
 def cmd_restore(a: argparse.Namespace) -> int:
-    """``pycodec restore IN OUT``: :func:`pycodec.restore.restore` with the command's signal checks."""
+    """``pycodec restore IN OUT``: :func:`pycodec.restore.restore` with the command's signal checks;
+    a folder or list file: :func:`pycodec.batch.restore_many` (exit 1 when an input failed)."""
     import importlib
 
     if a.batch_size < 1:
         raise CliError(f"--batch-size {a.batch_size}: expected a number of frames >= 1; e.g. --batch-size 4")
+    from pycodec import batch
+
+    try:
+        shard = batch.parse_shard(a.shard)
+    except ValueError as exc:
+        raise CliError(f"{exc}; it picks every N-th video of a folder or list") from None
+    many = os.path.isdir(a.input) or batch.is_list_file(a.input)
+    if many and os.path.splitext(a.output)[1].lower() in (".mkv", ".mp4", ".y4m") and not os.path.isdir(a.output):
+        kind = "a directory" if os.path.isdir(a.input) else "a list of videos"
+        raise CliError(f"{a.input}: is {kind}; to restore every video in it, give an output directory "
+                       f"(not the file {a.output}), e.g. pycodec restore {a.input} restored/")
+    if a.report is not None and many:
+        raise CliError(f"--report {a.report}: one report per video; restore the videos one by one for reports")
+    if shard is not None and not many:
+        raise CliError(f"--shard {a.shard}: only for a folder or list of videos; drop it for one video")
     engine = importlib.import_module("pycodec.restore")
-    summary = engine.restore(a.input, a.output, model=a.model, checkpoint=a.checkpoint, device=a.device,
-                             bp=not a.no_bp, overwrite=a.overwrite, progress=not a.quiet,
-                             batch_size=a.batch_size, check=_signals.check)
+    options = {"model": a.model, "checkpoint": a.checkpoint, "device": a.device, "bp": not a.no_bp,
+               "batch_size": a.batch_size, "check": _signals.check}
+    if many:
+        items = batch.restore_many(a.input, a.output, ext=f".{a.format}", shard=shard, overwrite=a.overwrite,
+                                   progress=not a.quiet, log=None if not a.quiet else (lambda s: None), **options)
+        if not a.quiet:
+            print("\n".join(batch.summary_lines(items)))
+        return 1 if any(it.status == "failed" for it in items) else 0
+    summary = engine.restore(a.input, a.output, overwrite=a.overwrite, progress=not a.quiet, report=a.report,
+                             **options)
     if not a.quiet:
         print(summary.line())
+    return 0
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    """``pycodec compare A B [--reference GT] [--plot OUT.png]``."""
+    from pycodec import compare as C
+
+    if a.plot is not None:
+        if not a.plot.lower().endswith(".png"):
+            raise CliError(f"{a.plot}: the plot is a PNG; e.g. --plot compare.png")
+        folder = os.path.dirname(os.path.abspath(a.plot))
+        if not os.path.isdir(folder):
+            raise CliError(f"{a.plot}: directory {folder} does not exist; create it first")
+    res = C.compare(a.a, a.b, a.reference, progress=not a.quiet)
+    if a.json:
+        figs = {k: v.figures() for k, v in res.sides.items()}
+        print(json.dumps({"frames": res.frames, "faces": res.faces, "face_frames": res.face_frames,
+                          "reference": res.reference, "a": res.a, "b": res.b, "figures": figs}, indent=1))
+    else:
+        print("\n".join(res.lines()))
+    if a.plot is not None:
+        res.plot(a.plot)
+        if not a.json:
+            print(f"wrote {a.plot}")
     return 0
 
 

@@ -40,6 +40,9 @@ import numpy as np
 import pycodec
 
 from . import face as F
+from . import facedet as D
+from . import scene as SC
+from . import tracks as TR
 from ._optional import require
 from .errors import PycodecError
 from .models import fields as FL
@@ -52,11 +55,10 @@ FORMATS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     ".mp4": ("H.264 CRF 12 in MP4", "mp4", "libx264", {"crf": "12", "preset": "medium"}),
     ".y4m": ("raw YUV4MPEG2, video only", "yuv4mpegpipe", "rawvideo", {}),
 }
-FULL_FRAME = ("full-frame restoration (detect, track, paste back) is not available yet (issue 8); crop the face "
-              "first, e.g. as `make dataset` does (docs/dataset.md)")
 MIN_FACE_FRAC = 0.5   # a face in fewer of the searched frames than this: not a face crop
 MIN_FACE_SIZE = 0.25  # detected face side / frame's larger side below this: not a face crop (~0.55 in crops)
 DETECT_EVERY = 5
+SCAN_EVERY = 25       # frames between whole-frame face searches (new faces)
 BATCH_SIZE = 4
 
 
@@ -80,8 +82,11 @@ class RestoreSummary:
     device: str = "cpu"
     bp: bool = True
     audio: str = ""
-    face_found: float = 0.0  # fraction of the searched frames with a face
+    face_found: float = 0.0  # crop mode: fraction of the searched frames with a face
     format: str = ""
+    mode: str = "crop"       # 'crop' (the video is a face crop) or 'scene' (faces pasted back)
+    faces: int = 1           # face tracks restored
+    face_frames: int = 0     # frames with at least one face restored (the others are as decoded)
 
     @property
     def frames_per_s(self) -> float:
@@ -93,7 +98,9 @@ class RestoreSummary:
         return (f"pycodec restore: {self.source} -> {self.output}: {self.frames} frames, "
                 f"{self.frames_per_s:.2f} frames/s ({self.seconds:.1f} s), mean change in Y "
                 f"{self.mean_abs_change_y:.2f} (8-bit levels), model {self.model} on {self.device}"
-                f"{'' if self.bp else ', no back-projection'}, audio {self.audio}")
+                f"{'' if self.bp else ', no back-projection'}, audio {self.audio}"
+                + ("" if self.mode == "crop" else
+                   f"; {self.faces} face track(s) restored in {self.face_frames} frames, pasted back"))
 
 
 # ---------------------------------------------------------------------- checks
@@ -125,6 +132,21 @@ def _check_output(src: str, dst: str, overwrite: bool) -> str:
     except StoreError as exc:
         raise RestoreError(str(exc)) from None
     return ext
+
+
+def _check_report(path: str, src: str, dst: str) -> str:
+    """A report path pycodec may write: .html or .png, in an existing folder, not the input or output."""
+    from .report import REPORT_EXTS
+
+    if not path.lower().endswith(REPORT_EXTS):
+        raise RestoreError(f"{path}: a report is .html or .png; e.g. --report report.html")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise RestoreError(f"{path}: directory {folder} does not exist; create it first")
+    for other in (src, dst):
+        if os.path.abspath(path) == os.path.abspath(other):
+            raise RestoreError(f"{path}: the report would overwrite {other}; give the report another name")
+    return path
 
 
 def _check_device(device: str) -> Any:
@@ -193,11 +215,25 @@ def load_model(model: str, checkpoint: str | os.PathLike | None, codec: str, dev
 
 @dataclass
 class _Scan:
-    """What the first pass learned: timestamps, frame times (s from the first), the face."""
+    """What the first pass learned: timestamps, frame times (s from the first), the faces; ``mode``
+    'crop' (the video is a face crop: ``track`` follows it) or 'scene' (faces restored in windows
+    and pasted back: ``tracks``)."""
 
     pts: list[int | None]
     times: np.ndarray
-    track: F.FaceTrack
+    tracks: list[TR.Track]
+    mode: str
+    track: F.FaceTrack | None
+    size: tuple[int, int]
+
+
+def _crop_track(tr: TR.Track, searched: np.ndarray, n: int, size: tuple[int, int]) -> F.FaceTrack:
+    """A :class:`pycodec.tracks.Track` as the whole-video :class:`pycodec.face.FaceTrack` of the
+    crop mode (boxes held before its start and after its end)."""
+    idx = np.clip(np.arange(n) - tr.start, 0, len(tr.boxes) - 1)
+    detected = np.zeros(n, bool)
+    detected[tr.start:tr.end] = tr.detected
+    return F.FaceTrack(tr.boxes[idx], searched.copy(), detected & searched, tr.face_side / max(size), size)
 
 
 def _frame_rate(info: dict[str, Any]) -> Fraction:
@@ -205,11 +241,13 @@ def _frame_rate(info: dict[str, Any]) -> Fraction:
     return Fraction(int(num), int(den)) if num and den else Fraction(25)
 
 
-def _scan(src: str, info: dict[str, Any], every: int, bar: Any, check: Callable[[], None]) -> _Scan:
-    """Decode the luma, follow the face, refuse inputs that are not face crops."""
+def _scan(src: str, info: dict[str, Any], every: int, bar: Any, check: Callable[[], None],
+          min_face: int = D.DetectSettings().min_face) -> _Scan:
+    """Decode the luma, follow every face (:class:`pycodec.tracks.FaceTracks`), choose the mode."""
     tb = Fraction(*info.get("time_base", (1, 1)))
     fps = _frame_rate(info)
-    tracker = F.FaceTracker(every=every)
+    tracker = TR.FaceTracks(D.DetectSettings(min_face=min_face),
+                            TR.TrackerSettings(every=every, scan_every=max(every, SCAN_EVERY)))
     pts: list[int | None] = []
     size = None
     with pycodec.open(src, fields="decoded") as reader:
@@ -233,18 +271,18 @@ def _scan(src: str, info: dict[str, Any], every: int, bar: Any, check: Callable[
     else:
         t = np.array([float(p * tb) for p in pts])
         times = t - t[0]
-    try:
-        trk = tracker.finish(float(fps))
-    except F.NoFaceError as exc:
-        raise RestoreError(f"{src}: the input is not a face crop (a face was found in {exc.found} of the {exc.tried} "
-                           f"frames searched); {FULL_FRAME}") from None
-    if trk.found_frac < MIN_FACE_FRAC:
-        raise RestoreError(f"{src}: the input is not a face crop (a face was found in {trk.found_frac:.0%} of the "
-                           f"frames searched); {FULL_FRAME}")
-    if trk.face_size < MIN_FACE_SIZE:
-        raise RestoreError(f"{src}: the input is not a face crop (the face spans {trk.face_size:.0%} of the frame's "
-                           f"larger side, a face crop about half of it); {FULL_FRAME}")
-    return _Scan(pts, times, trk)
+    n = len(pts)
+    tracks = tracker.finish(float(fps))
+    searched = np.array(tracker.searched, bool)
+    if not tracks:
+        raise RestoreError(f"{src}: no face was found in the {int(searched.sum())} frames searched (faces from "
+                           f"{min_face} pixels wide, frontal or moderately turned); nothing to restore")
+    hw = (int(size[0]), int(size[1]))
+    main = tracks[0]
+    covered = len(main.boxes) / n
+    if len(tracks) == 1 and covered >= MIN_FACE_FRAC and main.face_side / max(hw) >= MIN_FACE_SIZE:
+        return _Scan(pts, times, tracks, "crop", _crop_track(main, searched, n, hw), hw)
+    return _Scan(pts, times, tracks, "scene", None, hw)
 
 
 # ---------------------------------------------------------------------- pass 2: samples
@@ -419,6 +457,40 @@ class Restorer:
             return {k: (v.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy() for k, v in planes.items()}
 
 
+    def window_changes(self, batch: dict[str, Any], k: float) -> tuple[dict[str, np.ndarray], Callable[[int], Any]]:
+        """The model's change to windows of one size (collated), run at scale ``k``: planes
+        'y' (B, h, w), 'u', 'v' (half size) float32 in [0, 1] units; and ``project(i)``, the
+        back-projection of sample i's planes (None without ``bp``)."""
+        import torch
+
+        from .models import make_inputs
+        from .models.fpenv import flushed_denormals
+        from .models.mdvd import apply_back_projection, yuv444_to_planes
+
+        with torch.inference_mode(), flushed_denormals(self.device.type == "cpu"):
+            inputs = make_inputs(batch, self.codec, bp=self.bp)
+            bpd = inputs.bp
+            x = replace(inputs, bp=None, origin=None)
+            native = x.size
+            x = to_model_size(x, SC.scaled_size(native, k)).to(self.device)
+            out = self.net(x, clamp=False)
+            change = _resize(out.prebp - x.frames[:, x.frames.shape[1] // 2].to(out.prebp.dtype), native, "bilinear")
+            d = {key: v.float().cpu().numpy() for key, v in yuv444_to_planes(change).items()}
+
+        def project(i: int) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None:
+            if bpd is None:
+                return None
+            one = bpd.select(slice(i, i + 1))
+
+            def run(planes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                with torch.inference_mode():
+                    t = {key: torch.from_numpy(np.ascontiguousarray(v))[None] for key, v in planes.items()}
+                    return {key: v[0].numpy() for key, v in apply_back_projection(t, one).items()}
+            return run
+
+        return d, project
+
+
 # ---------------------------------------------------------------------- output
 
 
@@ -571,7 +643,8 @@ def _no_check() -> None:
 def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
             checkpoint: str | os.PathLike | None = None, device: str = "cpu", bp: bool = True,
             overwrite: bool = False, progress: bool = True, *, batch_size: int = BATCH_SIZE,
-            detect_every: int = DETECT_EVERY, check: Callable[[], None] | None = None) -> RestoreSummary:
+            detect_every: int = DETECT_EVERY, check: Callable[[], None] | None = None,
+            report: str | os.PathLike | None = None) -> RestoreSummary:
     """Restore the talking-face crop ``src`` (H.264 or HEVC) into ``dst`` (module docstring).
 
     ``model``: the architecture ('mdvd'); ``checkpoint``: a checkpoint file (default: the one
@@ -579,7 +652,9 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
     ``bp``: back-project into the bitstream's quantization intervals; ``overwrite``: replace an
     existing (regular) ``dst``; ``progress``: tqdm bars on stderr (when it is a terminal);
     ``batch_size``: frames per model call; ``detect_every``: frames between face searches;
-    ``check``: called after every frame (the command line raises a pending signal there).
+    ``check``: called after every frame (the command line raises a pending signal there);
+    ``report``: also write a report (``.png``, or ``.html`` with the picture inside) of sample
+    frames and the change per frame (:mod:`pycodec.report`).
     Problems raise :class:`RestoreError` (or another :class:`pycodec.PycodecError`) with one line.
     """
     src, dst = os.fspath(src), os.fspath(dst)
@@ -588,6 +663,8 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
         raise ValueError("batch_size and detect_every must be >= 1")
     t0 = time.perf_counter()
     ext = _check_output(src, dst, overwrite)
+    if report is not None:
+        report = _check_report(os.fspath(report), src, dst)
     dev = _check_device(device)
     info = _probe(src)
     codec = str(info["codec"])
@@ -616,10 +693,27 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
     n = len(scan.pts)
     mfcc, _ = video_mfcc(src, scan.times, float(_frame_rate(info)))
     check()
-    builder = SampleBuilder(src, codec, n, info, mfcc, scan.track, runner.model_size)
     keep = [k for k in FL.window_fields() + FL.center_fields(codec) if k.split("/")[0] not in
             ("frame", "audio", "landmarks")]
     width, height = int(info["width"]), int(info["height"])
+    fps = float(_frame_rate(info))
+    if scan.mode == "crop":
+        builder: Any = SampleBuilder(src, codec, n, info, mfcc, scan.track, runner.model_size)
+    else:
+        crop = info.get("crop") or (0, 0, 0, 0)
+        geo = SC.Geometry(height, width, int(crop[0]), int(crop[2]), 16 if codec == "h264" else 64)
+        builder = SC.SceneSamples(src, codec, n, mfcc, scan.tracks, geo, runner.model_size[0], fps,
+                                  dict(FL.WINDOW_FIELDS), FL.center_fields(codec), FL.N_FRAMES)
+    face_frames = sum(any(t.covers(i) for t in scan.tracks) for i in range(n)) if scan.mode == "scene" else n
+    rep = None
+    if report is not None:
+        from .report import RestoreReport
+
+        if scan.mode == "crop":
+            boxes = [lambda t, b=scan.track.boxes: b[t]]
+        else:
+            boxes = [lambda t, tr=tr: tr.box(t) if tr.covers(t) else None for tr in scan.tracks]
+        rep = RestoreReport(n, boxes)
 
     # an output that is a symbolic link: the file it points to is replaced, the link stays (as extract)
     target = os.path.realpath(dst) if os.path.islink(dst) else dst
@@ -642,10 +736,34 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
             for i, s in enumerate(samples):
                 y = planes["y"][i]
                 change += float(np.abs(y.astype(np.int16) - s["decoded/y"][FL.N_FRAMES]).mean())
+                if rep is not None:
+                    rep.add(s["frame"], {k: s[f"decoded/{k}"][FL.N_FRAMES] for k in "yuv"},
+                            {k: planes[k][i] for k in "yuv"})
                 writer.write(y, planes["u"][i], planes["v"][i], scan.pts[s["frame"]])
                 bar.update(1)
             check()
 
+        def run_scene(items: list[tuple[int, list[SC.FaceSample], dict[str, np.ndarray]]]) -> None:
+            nonlocal change
+            comps = {t: SC.Composite(decoded) for t, _, decoded in items}
+            by_track: dict[int, list[tuple[int, SC.FaceSample]]] = {}
+            for t, faces, _ in items:
+                for f in faces:
+                    by_track.setdefault(f.track, []).append((t, f))
+            for i, lst in by_track.items():
+                delta, project = runner.window_changes(collate([f.sample for _, f in lst]), builder.scales[i])
+                for j, (t, f) in enumerate(lst):
+                    comps[t].add(f.window, {k: delta[k][j] for k in "yuv"}, SC.feather_mask(f.window, f.box), project(j))
+            for t, _, decoded in items:
+                planes = comps[t].finish()
+                change += float(np.abs(planes["y"].astype(np.int16) - decoded["y"]).mean())
+                if rep is not None:
+                    rep.add(t, decoded, planes)
+                writer.write(planes["y"], planes["u"], planes["v"], scan.pts[t])
+                bar.update(1)
+            check()
+
+        step = run if scan.mode == "crop" else run_scene
         ahead = 4 if (os.cpu_count() or 1) > 1 else 0
         pushed = 0
         with pycodec.open(src, fields=codec_groups(codec), ahead=ahead) as reader:
@@ -655,7 +773,7 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
                 for s in builder.push(_Frame(frame, keep)):
                     pending.append(s)
                     if len(pending) == batch_size:
-                        run(pending)
+                        step(pending)
                         pending = []
                 pushed += 1
                 check()
@@ -665,10 +783,10 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
         for s in builder.finish():
             pending.append(s)
             if len(pending) == batch_size:
-                run(pending)
+                step(pending)
                 pending = []
         if pending:
-            run(pending)
+            step(pending)
         w, writer = writer, None
         w.close()
         check()
@@ -684,11 +802,17 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
-    return RestoreSummary(source=src, output=dst, frames=n, seconds=seconds,
-                          mean_abs_change_y=change / max(n, 1), codec=codec, size=(width, height),
-                          model=os.fspath(checkpoint) if checkpoint is not None else f"{model}-{codec}",
-                          device=str(dev), bp=bp, audio=audio_note,
-                          face_found=scan.track.found_frac, format=FORMATS[ext][0])
+    summary = RestoreSummary(source=src, output=dst, frames=n, seconds=seconds,
+                             mean_abs_change_y=change / max(n, 1), codec=codec, size=(width, height),
+                             model=os.fspath(checkpoint) if checkpoint is not None else f"{model}-{codec}",
+                             device=str(dev), bp=bp, audio=audio_note,
+                             face_found=scan.track.found_frac if scan.track is not None else 0.0,
+                             format=FORMATS[ext][0], mode=scan.mode, faces=len(scan.tracks), face_frames=face_frames)
+    if rep is not None:
+        rows = [f"track {tr.id}: frames {tr.start}-{tr.end - 1}, face {tr.face_side:.0f} px, found in "
+                f"{int(tr.detected.sum())} searches" for tr in scan.tracks]
+        rep.write(os.fspath(report), summary.line(), [f"mode: {scan.mode}", *rows])
+    return summary
 
 
 def _new_file_mode() -> int:

@@ -1,7 +1,8 @@
 """`make dataset` end to end, on a real talking-face clip with sound (Megamind.avi from Debian's
 opencv-doc, fetched by scripts/fetch_samples.sh and cached in build/samples) and on a generated
 one (the astronaut photo moving and zooming, tone bursts as speech), next to inputs that must be
-reported and skipped: corrupted, faceless, soundless, too short.
+reported and skipped: corrupted, faceless, soundless, too short; and a screencast whose speaker is
+a small webcam inset (the face ~75 px of 1280x720).
 
 One build with -j 1 and -k; a second, into another folder, as two Slurm-style slices (SHARD=0/2,
 1/2) with -j 2 and a final run for the manifest: both must give the same shards."""
@@ -23,7 +24,8 @@ SIZE = 128
 ARGS = ["CODECS=h264 hevc", "RATES=80k", f"SIZE={SIZE}"]
 SAMPLES = os.environ.get("PYCODEC_SAMPLES", str(ROOT / "build" / "samples"))
 BAD = {"bad__corrupt": "unreadable", "bad__noface": "no-face", "bad__short": "too-short"}
-GOOD = ("gen__astronaut", "megamind__Megamind", "mute__Megamind_bugy")  # the last one has no audio stream
+# mute__: no audio stream; cast__: a 1280x720 screencast whose webcam inset has a ~75-px face
+GOOD = ("cast__screencast", "gen__astronaut", "megamind__Megamind", "mute__Megamind_bugy")
 BURSTS = ((1.0, 1.4), (2.0, 2.4))
 PATHLIKE = {"source", "source_video"}  # attributes that name files (differ between two folders)
 
@@ -43,11 +45,12 @@ def _sample(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from pipelines.synthetic import face_clip, faceless_clip
+    from pipelines.synthetic import face_clip, faceless_clip, screencast_clip
 
     src = tmp_path_factory.mktemp("src")
-    for d in ("megamind", "gen", "bad", "mute"):
+    for d in ("megamind", "gen", "bad", "mute", "cast"):
         (src / d).mkdir()
+    screencast_clip(src / "cast" / "screencast.mp4", frames=40)
     shutil.copy(_sample("Megamind.avi"), src / "megamind" / "Megamind.avi")
     shutil.copy(_sample("Megamind_bugy.avi"), src / "mute" / "Megamind_bugy.avi")
     face_clip(src / "gen" / "astronaut.mp4", frames=75, bursts=BURSTS)
@@ -79,8 +82,21 @@ def test_manifest_failures_and_summary(built):
     assert "shard gen__astronaut: hevc-cbr80k: 75 frames" in r.stderr
     for v in (*GOOD, *BAD):
         assert v in r.stdout
-    assert "2 videos" not in r.stdout and "6 videos, 6 shards" in r.stdout
+    assert "2 videos" not in r.stdout and "7 videos, 8 shards" in r.stdout
     assert not list(built["out"].rglob(".*.tmp")) and not list(built["out"].rglob("*.log"))
+
+
+def test_a_small_webcam_face_in_a_screencast_gives_a_shard(built):
+    """The face (about 75 px in 1280x720) is found in every frame and the crop is around the inset."""
+    work = built["out"] / "work" / "cast__screencast"
+    prep = json.loads((work / "prep.json").read_text())
+    assert prep["status"] == "ok" and prep["face_frac"] == 1.0 and prep["source_width"] == 1280
+    box = np.load(work / "track.npz")["face_box"]
+    side = box[:, 2] - box[:, 0]
+    assert 60 < side.min() and side.max() < 95  # the inset is 224 px, the face a third of it
+    inset = (1280 - 224 - 24, 720 - 224 - 24, 1280 - 24, 720 - 24)
+    assert (box[:, 0] > inset[0]).all() and (box[:, 1] > inset[1]).all()
+    assert (box[:, 2] < inset[2]).all() and (box[:, 3] < inset[3]).all()
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +114,7 @@ def test_shards_are_pycodec_files_with_aligned_extras(opened):
         n = f["frame/pts"].shape[0]
         assert f.attrs["schema"] == "pycodec/1" and f.attrs["dataset_schema"] == "pycodec-dataset/1"
         assert f.attrs["codec"] == name.split("/")[2].split("-")[0]
-        assert n == (270 if "Megamind" in name else 75)
+        assert n == (270 if "Megamind" in name else 40 if "screencast" in name else 75)
         assert f["gt/y"].shape == f["decoded/y"].shape == (n, SIZE, SIZE)
         assert f["gt/u"].shape == f["decoded/u"].shape == (n, SIZE // 2, SIZE // 2)
         for k, shape in (("landmarks/gt", (n, 68, 2)), ("landmarks/decoded", (n, 68, 2)), ("audio/mfcc", (n, 4, 13)),

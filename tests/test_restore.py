@@ -83,7 +83,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("restore-media")
     m = {"clip": write_clip(d / "clip.mp4", face_frames(SIZE, 12))}
     # HEVC with mu-law audio in MOV (which MP4 cannot hold: the audio is re-encoded there)
-    m["hevc"] = write_clip(d / "hevc.mov", face_frames(64, 8, seed=2), codec="libx265", audio="pcm_mulaw")
+    m["hevc"] = write_clip(d / "hevc.mov", face_frames(SIZE, 8, seed=2), codec="libx265", audio="pcm_mulaw")
     # the model's own size, no audio: the speech features are those of silence
     m["native"] = write_clip(d / "native.mp4", face_frames(256, 6, seed=3), audio=None, crf=30)
     m["long"] = write_clip(d / "long.mp4", face_frames(SIZE, 40, seed=4), audio=None)
@@ -235,7 +235,7 @@ def test_hevc_and_audio_the_container_cannot_hold(media, ckpt, tmp_path, capsys)
     assert_same_timing(src, got)
     summary = pycodec.restore(media["hevc"], tmp_path / "again.mp4", checkpoint=ckpt["model"], progress=False)
     assert summary.audio == "re-encoded to AAC (.mp4 cannot hold pcm_mulaw)" and summary.frames == 8
-    assert summary.codec == "hevc" and summary.size == (64, 64)
+    assert summary.codec == "hevc" and summary.size == (SIZE, SIZE)
 
 
 def test_model_size_input_without_audio_untouched_by_an_identity_model(media, ckpt, tmp_path, capsys):
@@ -317,17 +317,61 @@ def _refused(capsys, folder: Path, *argv: object, needles: tuple[str, ...] = ())
 
 @pytest.mark.parametrize(("case", "needles"), [
     ("missing", ("missing.mp4", "no such file")),
-    ("directory", ("folder.mp4", "directory")),
+    ("directory", ("folder.mp4", "is a directory", "output directory")),
     ("not_video", ("notes.txt",)),
     ("truncated", ("truncated.mp4",)),
     ("mpeg4", ("mpeg4.mp4", "H.264 and HEVC")),
-    ("noface", ("noface.mp4", "the input is not a face crop",
-                "full-frame restoration (detect, track, paste back) is not available yet")),
-    ("small_face", ("small_face.mp4", "the input is not a face crop", "spans")),
+    ("noface", ("noface.mp4", "no face was found", "nothing to restore")),
 ])
 def test_bad_inputs(media, ckpt, tmp_path, capsys, case, needles):
     src = media[case] if case != "missing" else tmp_path.parent / "missing.mp4"
     _refused(capsys, tmp_path, src, tmp_path / "out.mkv", "--checkpoint", ckpt["model"], needles=needles)
+
+
+def test_a_small_face_is_restored_in_a_window_and_pasted_back(media, ckpt, tmp_path, capsys):
+    """A 512x512 frame whose face is ~95 px: restored in a grid-aligned window around the face and
+    pasted back; every pixel outside the feathered crop square is exactly the decoded one."""
+    from pycodec import restore as R
+
+    out = tmp_path / "scene.mkv"
+    rc, so, se = run(capsys, "restore", media["small_face"], out, "--checkpoint", ckpt["model"])
+    assert rc == 0, se
+    assert "1 face track(s) restored in 5 frames, pasted back" in so, so
+    dec, res = planes(media["small_face"]), planes(out)
+    assert len(res) == len(dec) == 5 and res[0].shape == dec[0].shape == (512, 512)
+    scan = R._scan(str(media["small_face"]), R._probe(str(media["small_face"])), R.DETECT_EVERY,
+                   type("Bar", (), {"update": lambda self, n: None})(), lambda: None)
+    assert scan.mode == "scene" and len(scan.tracks) == 1
+    (track,) = scan.tracks
+    for t in range(5):
+        diff = res[t].astype(int) - dec[t]
+        box = track.box(t)
+        side = (box[2] - box[0]) * 1.8  # the crop square the model was trained on
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        ys, xs = np.nonzero(diff)
+        assert len(ys) > 100, "the model changed nothing"
+        assert (np.abs(xs - cx) <= side / 2 + 1).all() and (np.abs(ys - cy) <= side / 2 + 1).all()
+
+
+def test_reports(media, ckpt, tmp_path, capsys):
+    """--report: an HTML page with the summary, the tracks and the picture inside, or the PNG alone."""
+    import base64
+    import re
+
+    rc, _, se = run(capsys, "restore", media["small_face"], tmp_path / "o.mkv", "--checkpoint", ckpt["model"],
+                     "--report", tmp_path / "r.html")
+    assert rc == 0, se
+    page = (tmp_path / "r.html").read_text()
+    assert "pasted back" in page and "mode: scene" in page and "track 0: frames 0-4" in page
+    png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", page).group(1))
+    assert png[:4] == b"\x89PNG" and len(png) > 20_000
+    rc, _, se = run(capsys, "restore", media["clip"], tmp_path / "c.mkv", "--checkpoint", ckpt["model"],
+                     "--report", tmp_path / "r.png", "--quiet")
+    assert rc == 0 and (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    for bad, needles in (("r.pdf", (".html or .png",)), ("no/r.html", ("does not exist",))):
+        _refused(capsys, tmp_path, media["clip"], tmp_path / "x.mkv", "--checkpoint", ckpt["model"],
+                 "--report", tmp_path / bad, needles=needles)
+    assert not (tmp_path / "x.mkv").exists()
 
 
 def test_bad_outputs_and_options(media, ckpt, tmp_path, capsys, monkeypatch):
@@ -427,3 +471,65 @@ def test_sigterm_removes_the_temporary_file(media, ckpt, tmp_path):
     assert p.returncode == 128 + signal.SIGTERM, se
     assert se.strip().splitlines()[-1] == "pycodec: error: terminated (SIGTERM); nothing was written"
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------- batches
+
+
+@pytest.fixture(scope="module")
+def folder(media, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("batch-in")
+    (d / "nested").mkdir()
+    (d / "a.mp4").write_bytes(media["clip"].read_bytes())
+    (d / "nested" / "b.mov").write_bytes(media["hevc"].read_bytes())
+    (d / "noface.mp4").write_bytes(media["noface"].read_bytes())
+    (d / "readme.txt").write_text("not a video\n")  # not a video extension: not an input
+    (d / ".hidden.mp4").write_bytes(b"")
+    return d
+
+
+def _report(path: Path) -> dict[str, list[str]]:
+    rows = [line.split("\t") for line in path.read_text().splitlines()]
+    assert rows[0] == ["source", "output", "status", "frames", "seconds", "faces", "mode", "message"]
+    return {os.path.basename(r[0]): r for r in rows[1:]}
+
+
+def test_a_folder_goes_on_past_a_bad_video_and_reports_it(folder, ckpt, tmp_path, capsys):
+    out = tmp_path / "restored"
+    rc, so, se = run(capsys, "restore", folder, out, "--checkpoint", ckpt["model"], "--format", "mkv")
+    assert rc == 1, se  # one input failed
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mkv")) == ["a.mkv", "nested/b.mkv"]
+    rep = _report(out / "restore-report.tsv")
+    assert {k: v[2] for k, v in rep.items()} == {"a.mp4": "ok", "b.mov": "ok", "noface.mp4": "failed"}
+    assert rep["a.mp4"][3] == "12" and "no face was found" in rep["noface.mp4"][7]
+    assert "3 videos: 2 restored" in so and "1 failed" in so and "failed: " in so and "noface.mp4" in so
+    assert len(planes(out / "a.mkv")) == 12 and not leftovers(out) and not leftovers(out / "nested")
+    # a rerun keeps what exists and retries only the failure
+    rc, so, _ = run(capsys, "restore", folder, out, "--checkpoint", ckpt["model"])
+    assert rc == 1 and "0 restored" in so and "2 kept" in so
+
+
+def test_shards_partition_a_list(folder, ckpt, tmp_path, capsys):
+    lst = tmp_path / "videos.txt"
+    lst.write_text(f"# two of them\n{folder / 'a.mp4'}\n\n{os.path.relpath(folder / 'nested' / 'b.mov', tmp_path)}\n")
+    outs = []
+    for i in range(2):
+        out = tmp_path / "out"
+        rc, so, se = run(capsys, "restore", lst, out, "--checkpoint", ckpt["model"], "--shard", f"{i}/2",
+                         "--format", "y4m", "--quiet")
+        assert rc == 0 and so == "", se
+        outs.append(sorted(_report(out / f"restore-report.{i}-of-2.tsv")))
+    assert outs == [["a.mp4"], ["b.mov"]]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.y4m")) == ["a.y4m", "b.y4m"]
+
+
+def test_batch_refusals(folder, ckpt, tmp_path, capsys):
+    _refused(capsys, tmp_path, folder, tmp_path / "one.mkv", "--checkpoint", ckpt["model"],
+             needles=("is a directory", "output directory"))
+    _refused(capsys, tmp_path, folder / "a.mp4", tmp_path / "x.mkv", "--shard", "0/2", "--checkpoint", ckpt["model"],
+             needles=("--shard", "folder or list"))
+    _refused(capsys, tmp_path, folder, tmp_path / "o", "--shard", "2/2", "--checkpoint", ckpt["model"],
+             needles=("--shard", "0 <= i < N"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _refused(capsys, tmp_path, empty, tmp_path / "o", "--checkpoint", ckpt["model"], needles=("no video files found",))

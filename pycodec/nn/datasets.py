@@ -184,27 +184,7 @@ class CodecWindowDataset(Dataset):
         uniq = sorted(set(frames))
         data = ds[uniq]
         data = data[[uniq.index(t) for t in frames]]
-        group = name.split("/")[0]
-        if name in POINT_FIELDS and win is not None:
-            data = data.copy()
-            data[..., 0::2] -= win[1]  # x: landmarks (..., 68, 2) and boxes (..., 4) alike
-            data[..., 1::2] -= win[0]
-            return data
-        if win is None or data.ndim < 3 or group in VALUE_GROUPS:
-            return data
-        y0, x0, h, w = win  # display luma coordinates
-        chroma = name.endswith(("/u", "/v"))
-        if group in PLANE_GROUPS:
-            oy, ox = y0, x0
-        else:  # coded-size data: shift by the crop
-            oy, ox = y0 + meta["top"], x0 + meta["left"]
-        s = 2 if chroma else 1
-        if group == "block":
-            s = 4
-        elif group == "h264":
-            s = 8 if name.endswith("sub_mb_type") else 16
-        sl = (slice(None), slice(oy // s, (oy + h) // s), slice(ox // s, (ox + w) // s))
-        return data[sl]
+        return crop_field(name, data, win, meta)
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
         if not -len(self) <= idx < len(self):
@@ -281,10 +261,60 @@ class CodecWindowDataset(Dataset):
             return self._read(f, name, frames, None, meta)
         if name == "hevc/counts":
             cu, tu = (self._rows(f, n, frames, win, meta, hf, vf) for n in ("hevc/cu", "hevc/tu"))
-            return np.stack([(cu[..., 2] > 0).sum(-1), (tu[..., 2] > 0).sum(-1)], -1).astype(np.int32)
+            return recount_rows(cu, tu)
         rows = self._read(f, name, frames, None, meta)
         counts = self._read(f, "hevc/counts", frames, None, meta)[:, 1 if name == "hevc/tu" else 0]
         return _window_rows(rows, counts, self._window(win, meta), hf, vf, amp=name == "hevc/cu")
+
+
+def crop_field(name: str, data: np.ndarray, win: tuple[int, int, int, int] | None,
+               meta: dict[str, Any]) -> np.ndarray:
+    """Frames (T, ...) of field ``name`` cut to the window ``win`` = (top, left, height, width) of
+    the display area (grid-aligned in the coded plane): planes and block maps cut at their own
+    resolution, points shifted; per-frame values and HEVC records (:func:`crop_rows`) are returned
+    as they are. ``meta``: ``top``/``left`` of the display area in the coded plane."""
+    group = name.split("/")[0]
+    if name in POINT_FIELDS and win is not None:
+        data = data.copy()
+        data[..., 0::2] -= win[1]  # x: landmarks (..., 68, 2) and boxes (..., 4) alike
+        data[..., 1::2] -= win[0]
+        return data
+    if win is None or data.ndim < 3 or group in VALUE_GROUPS or name in HEVC_ROWS:
+        return data
+    y0, x0, h, w = win  # display luma coordinates
+    chroma = name.endswith(("/u", "/v"))
+    if group in PLANE_GROUPS:
+        oy, ox = y0, x0
+    else:  # coded-size data: shift by the crop
+        oy, ox = y0 + meta["top"], x0 + meta["left"]
+    s = 2 if chroma else 1
+    if group == "block":
+        s = 4
+    elif group == "h264":
+        s = 8 if name.endswith("sub_mb_type") else 16
+    sl = (slice(None), slice(oy // s, (oy + h) // s), slice(ox // s, (ox + w) // s))
+    return data[sl]
+
+
+def crop_rows(arrays: dict[str, np.ndarray], win: tuple[int, int, int, int], meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``hevc/tu`` (and ``hevc/cu`` when given) with ``hevc/counts`` (frames first) of ``arrays``
+    cut to the display window ``win``: rows inside it, in window coordinates, counts recounted
+    (the CU count is 0 without ``hevc/cu``)."""
+    coded = (win[0] + meta["top"], win[1] + meta["left"], win[2], win[3])
+    counts = arrays["hevc/counts"]
+    out = {}
+    for name, k in (("hevc/cu", 0), ("hevc/tu", 1)):
+        if name in arrays:
+            out[name] = _window_rows(arrays[name], counts[:, k], coded, False, False, amp=name == "hevc/cu")
+    tu = out["hevc/tu"]
+    cu = out.get("hevc/cu", np.zeros((tu.shape[0], 0, 3), tu.dtype))
+    out["hevc/counts"] = recount_rows(cu, tu)
+    return out
+
+
+def recount_rows(cu: np.ndarray, tu: np.ndarray) -> np.ndarray:
+    """``hevc/counts`` (frames, 2) of windowed ``hevc/cu`` and ``hevc/tu`` rows."""
+    return np.stack([(cu[..., 2] > 0).sum(-1), (tu[..., 2] > 0).sum(-1)], -1).astype(np.int32)
 
 
 def _flip_coefficients(name: str, a: np.ndarray, lays: dict[str, Any], hf: bool, vf: bool) -> np.ndarray:
