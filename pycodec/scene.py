@@ -107,12 +107,10 @@ def feather_mask(win: tuple[int, int, int, int], box: np.ndarray, margin: float 
     side = max(box[2] - box[0], box[3] - box[1]) * margin
     cx, cy = (box[0] + box[2]) / 2 - x0, (box[1] + box[3]) / 2 - y0
     f = max(2.0, feather * side)
-    half = side / 2 - f / 2
+    half = side / 2 - f / 2  # the blur (3 sigma = f / 2) takes the edge from 1 at side/2 - f to 0 at side/2
     m = np.zeros((h, w), np.float32)
-    p0 = (round(cx - half + f / 2), round(cy - half + f / 2))
-    p1 = (round(cx + half - f / 2), round(cy + half - f / 2))
-    cv2.rectangle(m, p0, p1, 1.0, -1)
-    m = cv2.GaussianBlur(m, (0, 0), f / 4, borderType=cv2.BORDER_CONSTANT)
+    cv2.rectangle(m, (round(cx - half), round(cy - half)), (round(cx + half), round(cy + half)), 1.0, -1)
+    m = cv2.GaussianBlur(m, (0, 0), f / 6, borderType=cv2.BORDER_CONSTANT)
     m[m < 1e-3] = 0.0
     return m
 
