@@ -1,10 +1,12 @@
-"""The inference engine behind ``pycodec restore``: restore a compressed talking-face crop with a
+"""The inference engine behind ``pycodec restore``: restore the faces of a compressed video with a
 model of :mod:`pycodec.models` and write the result as video, with the input's audio.
 
 The input is decoded twice with pycodec's own decoder, in memory (nothing is extracted to disk):
 
-1. luma only: a face is searched every ``detect_every`` frames (:class:`pycodec.face.FaceTracker`),
-   followed and smoothed; an input that is plainly not a face crop is refused here;
+1. luma only: every face is followed (:class:`pycodec.tracks.FaceTracks`, searched around every
+   ``detect_every`` frames); one face spanning a quarter of the frame in most of the video makes
+   it a *face crop*, restored whole (below); otherwise each face is restored in a window and
+   pasted back (*scene mode*, :mod:`pycodec.scene`); a video without a face is refused here;
 2. every field the model reads (:mod:`pycodec.models.fields`): for each frame t a *sample* is built
    exactly as :class:`pycodec.nn.CodecWindowDataset` returns it from a ``make dataset`` shard
    (windows of frames t-2..t+2 and MFCC steps t-10..t+10 with the edges replicated, the centre
