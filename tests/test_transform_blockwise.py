@@ -288,6 +288,23 @@ class TestPlans:
         x = np.random.default_rng(0).normal(size=(32, 32))
         assert np.array_equal(p1.scatter(p1.gather(x), ()), x)
 
+    def test_cache_is_bounded_by_bytes(self, monkeypatch):
+        """Every frame of a long video can have its own layout: the cache must not grow with them
+        (a 1080p plan is ~130 MB), and the plan just made always stays."""
+        from pycodec.transform import plan as P
+
+        P.clear_cache()
+        rng = np.random.default_rng(3)
+        first = P.get_plan(T.h264_layouts(*random_h264_maps(rng, 4, 4))[0], 64, 64)
+        monkeypatch.setattr(P, "_CACHE_BYTES", 3 * first.nbytes)
+        plans = [P.get_plan(T.h264_layouts(*random_h264_maps(rng, 4, 4))[0], 64, 64) for _ in range(20)]
+        assert 1 <= len(P._plans) <= 3 and P._plans[next(reversed(P._plans))] is plans[-1]
+        assert sum(p.nbytes for p in P._plans.values()) <= 3 * first.nbytes
+        monkeypatch.setattr(P, "_CACHE_BYTES", 1)  # smaller than any plan: the newest still stays
+        last = P.get_plan(T.h264_layouts(*random_h264_maps(rng, 4, 4))[0], 64, 64)
+        assert list(P._plans.values()) == [last]
+        P.clear_cache()
+
     def test_inconsistent_layout_is_refused(self):
         luma, _ = T.h264_layouts(np.full((4, 4), 2, np.uint8), np.ones((4, 4), np.uint8), np.full((4, 4), 16, np.uint8))
         bad = luma.map(np.copy)

@@ -42,6 +42,9 @@ from .hevc import _mats, _ts_scale, hevc_forward, hevc_inverse
 from .layout import DC_CHROMA2, DC_LUMA16, DC_NONE, FAMILY_NAMES, FREE, H264, HEVC_DCT, HEVC_DST, HEVC_SKIP
 
 _CACHE_SIZE = 256
+# Plans hold int64 indices of every sample (about 64 bytes per sample with their torch copies): a
+# 1080p frame's plan is ~130 MB, so the cache is bounded by bytes too (the newest plan always stays).
+_CACHE_BYTES = 256 << 20
 _HEVC_KIND = {HEVC_DCT: "dct", HEVC_DST: "dst", HEVC_SKIP: "skip"}
 _DC_GROUP = {DC_LUMA16: (16, 4), DC_CHROMA2: (8, 2)}  # unit side, blocks per side
 
@@ -209,6 +212,12 @@ class TransformPlan:
         self.cells = (pi * ch + ry // 4) * cw + rx // 4
         self._torch: dict[Any, Any] = {}
         self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the plan holds or will hold: its index arrays, twice (numpy and torch copies)."""
+        own = self.perm.nbytes + self.inv_perm.nbytes + self.cells.nbytes + sum(g.idx.nbytes for g in self.groups)
+        return 2 * own
 
     # ------------------------------------------------------------------ backend data
     def _t_index(self, device: Any) -> dict[str, Any]:
@@ -417,8 +426,9 @@ def get_plan(layout: Any, h: int, w: int, lead: tuple[int, ...] | None = None) -
     plan = TransformPlan(fam, lg, dc, int(layout.bit_depth), h, w)
     with _plans_lock:
         _plans[key] = plan
-        while len(_plans) > _CACHE_SIZE:
-            _plans.popitem(last=False)
+        total = sum(p.nbytes for p in _plans.values())
+        while len(_plans) > 1 and (len(_plans) > _CACHE_SIZE or total > _CACHE_BYTES):
+            total -= _plans.popitem(last=False)[1].nbytes
     return plan
 
 
