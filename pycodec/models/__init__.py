@@ -1,4 +1,5 @@
-"""Restoration models (torch): MDVD-Net, its inputs, blocks and checkpoints.
+"""Restoration models (torch): MDVD-Net, its inputs, blocks and checkpoints; Keyframes-GAN's
+generator, discriminators, MLS warp and keyframe bank.
 
 Names load on first use (PEP 562): ``import pycodec.models`` (or its torch-free ``fields``
 contract) does not import torch; ``pycodec.models.MDVDNet`` does.  Shipped checkpoints live in
@@ -20,7 +21,12 @@ if TYPE_CHECKING:
     from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
     from .inputs import BPData, MDVDInputs, dataset_kwargs, make_inputs, target_planes
     from .landmarks import LandmarkCorrector, landmark_loss
+    from .discriminators import MultiScaleDiscriminator, PatchDiscriminator
+    from .keyframe_bank import Keyframe, KeyframeBank
+    from .keyframes import KeyframesConfig, KeyframesGenerator
     from .mdvd import MDVDConfig, MDVDNet, MDVDOutput, apply_back_projection, mdvd_loss
+    from .mls import mls_affine_grid, mls_warp
+    from .mobilenet import MobileNetV3Features
 
 _LAZY = {
     "DeformConv2d": "blocks", "ResBlock": "blocks", "UpResBlock": "blocks", "VGG19Features": "blocks",
@@ -32,6 +38,10 @@ _LAZY = {
     "LandmarkCorrector": "landmarks", "landmark_loss": "landmarks",
     "MDVDConfig": "mdvd", "MDVDNet": "mdvd", "MDVDOutput": "mdvd", "apply_back_projection": "mdvd",
     "mdvd_loss": "mdvd",
+    "MultiScaleDiscriminator": "discriminators", "PatchDiscriminator": "discriminators",
+    "Keyframe": "keyframe_bank", "KeyframeBank": "keyframe_bank",
+    "KeyframesConfig": "keyframes", "KeyframesGenerator": "keyframes",
+    "mls_affine_grid": "mls", "mls_warp": "mls", "MobileNetV3Features": "mobilenet",
 }
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
