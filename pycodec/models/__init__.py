@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
     from .blocks import DeformConv2d, ResBlock, UpResBlock, VGG19Features, deform_conv2d, he_init
     from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-    from .inputs import BPData, MDVDInputs, dataset_kwargs, make_inputs, target_planes
-    from .landmarks import LandmarkCorrector, landmark_loss
     from .discriminators import MultiScaleDiscriminator, PatchDiscriminator
+    from .inputs import BPData, MDVDInputs, dataset_kwargs, make_inputs, target_planes
     from .keyframe_bank import Keyframe, KeyframeBank
     from .keyframes import KeyframesConfig, KeyframesGenerator
+    from .landmarks import LandmarkCorrector, landmark_loss
     from .mdvd import MDVDConfig, MDVDNet, MDVDOutput, apply_back_projection, mdvd_loss
     from .mls import mls_affine_grid, mls_warp
     from .mobilenet import MobileNetV3Features
@@ -95,11 +95,18 @@ __all__ = [
     "BPData",
     "CheckpointError",
     "DeformConv2d",
+    "Keyframe",
+    "KeyframeBank",
+    "KeyframesConfig",
+    "KeyframesGenerator",
     "LandmarkCorrector",
     "MDVDConfig",
     "MDVDInputs",
     "MDVDNet",
     "MDVDOutput",
+    "MobileNetV3Features",
+    "MultiScaleDiscriminator",
+    "PatchDiscriminator",
     "ResBlock",
     "UpResBlock",
     "VGG19Features",
@@ -113,6 +120,8 @@ __all__ = [
     "load_checkpoint",
     "make_inputs",
     "mdvd_loss",
+    "mls_affine_grid",
+    "mls_warp",
     "read_checkpoint",
     "save_checkpoint",
     "target_planes",
