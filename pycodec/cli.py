@@ -164,7 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the face tracks, the change per frame")
     r.add_argument("--shard", default=None, metavar="i/N",
                    help="batches: restore only the inputs whose index %% N == i (cluster array jobs)")
-    r.add_argument("--model", default="mdvd", choices=("mdvd",), help="model architecture (default mdvd)")
+    r.add_argument("--model", default="mdvd", choices=("mdvd", "keyframes"),
+                   help="model: mdvd (MDVD-Net, default) or keyframes (Keyframes-GAN with the stream's I-frames)")
+    r.add_argument("--keyframe-policy", default="lfu", choices=("lfu", "maxdist"),
+                   help="--model keyframes: how the keyframe set is kept (default lfu)")
+    r.add_argument("--max-keyframes", type=int, default=10, metavar="K",
+                   help="--model keyframes: keyframes kept per face (default 10)")
     r.add_argument("--checkpoint", metavar="PATH",
                    help="checkpoint file (default: the one shipped for the input's codec, mdvd-h264 or mdvd-hevc)")
     r.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
@@ -581,7 +586,8 @@ def cmd_restore(a: argparse.Namespace) -> int:
         raise CliError(f"--shard {a.shard}: only for a folder or list of videos; drop it for one video")
     engine = importlib.import_module("pycodec.restore")
     options = {"model": a.model, "checkpoint": a.checkpoint, "device": a.device, "bp": not a.no_bp,
-               "batch_size": a.batch_size, "check": _signals.check}
+               "batch_size": a.batch_size, "check": _signals.check, "keyframe_policy": a.keyframe_policy,
+               "max_keyframes": a.max_keyframes}
     if many:
         items = batch.restore_many(a.input, a.output, ext=f".{a.format}", shard=shard, overwrite=a.overwrite,
                                    progress=not a.quiet, log=None if not a.quiet else (lambda s: None), **options)

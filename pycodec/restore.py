@@ -49,7 +49,8 @@ from ._optional import require
 from .errors import PycodecError
 from .models import fields as FL
 
-MODELS = ("mdvd",)
+MODELS = ("mdvd", "keyframes")
+POLICIES = ("lfu", "maxdist")
 DEVICES = ("cpu", "cuda")
 # output extension -> (what it is, FFmpeg muxer, video encoder, encoder options)
 FORMATS: dict[str, tuple[str, str, str, dict[str, str]]] = {
@@ -89,6 +90,7 @@ class RestoreSummary:
     mode: str = "crop"       # 'crop' (the video is a face crop) or 'scene' (faces pasted back)
     faces: int = 1           # face tracks restored
     face_frames: int = 0     # frames with at least one face restored (the others are as decoded)
+    keyframes: tuple[dict[str, Any], ...] = ()  # model 'keyframes': each face's KeyframeBank.stats()
 
     @property
     def frames_per_s(self) -> float:
@@ -102,7 +104,10 @@ class RestoreSummary:
                 f"{self.mean_abs_change_y:.2f} (8-bit levels), model {self.model} on {self.device}"
                 f"{'' if self.bp else ', no back-projection'}, audio {self.audio}"
                 + ("" if self.mode == "crop" else
-                   f"; {self.faces} face track(s) restored in {self.face_frames} frames, pasted back"))
+                   f"; {self.faces} face track(s) restored in {self.face_frames} frames, pasted back")
+                + "".join(f"; face {i} keyframes: {k['added']} I-frames taken, {k['used']} used, chosen "
+                          + ", ".join(f"{f}:{c}" for f, c in sorted(k["chosen"].items()) if c)
+                          for i, k in enumerate(self.keyframes)))
 
 
 # ---------------------------------------------------------------------- checks
@@ -185,7 +190,8 @@ def _probe(src: str) -> dict[str, Any]:
 
 
 def load_model(model: str, checkpoint: str | os.PathLike | None, codec: str, device: Any) -> tuple[Any, dict[str, Any]]:
-    """(model in eval mode, meta): ``checkpoint`` when given, else the shipped ``{model}-{codec}``."""
+    """(model in eval mode, meta): ``checkpoint`` when given, else the shipped ``{model}-{codec}``;
+    a checkpoint of another architecture than ``model`` is refused."""
     if model not in MODELS:
         raise RestoreError(f"--model {model}: unknown model; choose one of {', '.join(MODELS)}")
     require("torch", "pycodec restore")
@@ -197,19 +203,21 @@ def load_model(model: str, checkpoint: str | os.PathLike | None, codec: str, dev
             raise RestoreError(f"{path}: no such checkpoint file; check the --checkpoint path")
         if not os.access(path, os.R_OK):
             raise RestoreError(f"{path}: checkpoint is not readable (permission denied); check its permissions")
-        try:
-            return models.load(path if os.sep in path else os.path.join(".", path), device)
-        except models.CheckpointError as exc:
-            raise RestoreError(" ".join(str(exc).split())) from None
-    name = f"{model}-{codec}"
-    if name not in models.available():
-        raise RestoreError(f"{name}: no trained {model.upper()} checkpoint for {codec} ships with this pycodec yet "
-                           f"(pycodec/weights/{name}.pt); pass one with --checkpoint PATH (pipelines/train.py "
-                           "writes them)")
+        source = path if os.sep in path else os.path.join(".", path)
+    else:
+        source = f"{model}-{codec}"
+        if source not in models.available():
+            raise RestoreError(f"{source}: no trained {model} checkpoint for {codec} ships with this pycodec yet "
+                               f"(pycodec/weights/{source}.pt); pass one with --checkpoint PATH (pipelines/train.py "
+                               "writes them)")
     try:
-        return models.load(name, device)
+        net, meta = models.load(source, device)
     except models.CheckpointError as exc:
         raise RestoreError(" ".join(str(exc).split())) from None
+    arch = "keyframes" if type(net).__name__ == "KeyframesGenerator" else "mdvd"
+    if arch != model:
+        raise RestoreError(f"{source}: a {arch} checkpoint, not a {model} one; pass --model {arch} or another checkpoint")
+    return net, meta
 
 
 # ---------------------------------------------------------------------- pass 1: frame times and the face
@@ -638,6 +646,21 @@ class VideoWriter:
 # ---------------------------------------------------------------------- restore()
 
 
+def bound_heap() -> bool:
+    """glibc only: serve every block of 1 MiB or more with its own mmap, returned on free.  glibc's
+    default raises that threshold as big blocks are freed, after which freed frames stay in the heap
+    and fragment it: a 720p scene restore grew from 1.07 to 1.74 GB over 300 frames, and stays at
+    0.95 GB with this (docs/faces.md).  Process-wide and harmless elsewhere; False where unavailable."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, 1 << 20))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
 def _no_check() -> None:
     return None
 
@@ -646,7 +669,8 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
             checkpoint: str | os.PathLike | None = None, device: str = "cpu", bp: bool = True,
             overwrite: bool = False, progress: bool = True, *, batch_size: int = BATCH_SIZE,
             detect_every: int = DETECT_EVERY, check: Callable[[], None] | None = None,
-            report: str | os.PathLike | None = None) -> RestoreSummary:
+            report: str | os.PathLike | None = None, keyframe_policy: str = "lfu",
+            max_keyframes: int = 10) -> RestoreSummary:
     """Restore the talking-face crop ``src`` (H.264 or HEVC) into ``dst`` (module docstring).
 
     ``model``: the architecture ('mdvd'); ``checkpoint``: a checkpoint file (default: the one
@@ -656,13 +680,19 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
     ``batch_size``: frames per model call; ``detect_every``: frames between face searches;
     ``check``: called after every frame (the command line raises a pending signal there);
     ``report``: also write a report (``.png``, or ``.html`` with the picture inside) of sample
-    frames and the change per frame (:mod:`pycodec.report`).
+    frames and the change per frame (:mod:`pycodec.report`); ``keyframe_policy`` ('lfu' or
+    'maxdist') and ``max_keyframes``: the keyframe set of ``model='keyframes'`` (:mod:`pycodec.keyrestore`).
     Problems raise :class:`RestoreError` (or another :class:`pycodec.PycodecError`) with one line.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     check = check or _no_check
+    bound_heap()
     if batch_size < 1 or detect_every < 1:
         raise ValueError("batch_size and detect_every must be >= 1")
+    if keyframe_policy not in POLICIES:
+        raise RestoreError(f"--keyframe-policy {keyframe_policy}: unknown; choose one of {', '.join(POLICIES)}")
+    if max_keyframes < 1:
+        raise RestoreError(f"--max-keyframes {max_keyframes}: a face needs at least 1 keyframe; e.g. --max-keyframes 10")
     t0 = time.perf_counter()
     ext = _check_output(src, dst, overwrite)
     if report is not None:
@@ -678,7 +708,7 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
     trained = meta.get("codec") if isinstance(meta, dict) else None
     if trained and trained != codec:
         print(f"pycodec: warning: the checkpoint was trained on {trained}, the input is {codec}", file=sys.stderr)
-    runner = Restorer(net, codec, dev, bp)
+    runner = Restorer(net, codec, dev, bp) if model == "mdvd" else None
 
     from tqdm import tqdm
 
@@ -699,11 +729,14 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
             ("frame", "audio", "landmarks")]
     width, height = int(info["width"]), int(info["height"])
     fps = float(_frame_rate(info))
-    if scan.mode == "crop":
-        builder: Any = SampleBuilder(src, codec, n, info, mfcc, scan.track, runner.model_size)
+    crop = info.get("crop") or (0, 0, 0, 0)
+    geo = SC.Geometry(height, width, int(crop[0]), int(crop[2]), 16 if codec == "h264" else 64)
+    builder: Any = None
+    if runner is None:
+        pass  # keyframes: frames one at a time (_keyframes_pass)
+    elif scan.mode == "crop":
+        builder = SampleBuilder(src, codec, n, info, mfcc, scan.track, runner.model_size)
     else:
-        crop = info.get("crop") or (0, 0, 0, 0)
-        geo = SC.Geometry(height, width, int(crop[0]), int(crop[2]), 16 if codec == "h264" else 64)
         builder = SC.SceneSamples(src, codec, n, mfcc, scan.tracks, geo, runner.model_size[0], fps,
                                   dict(FL.WINDOW_FIELDS), FL.center_fields(codec), FL.N_FRAMES)
     face_frames = sum(any(t.covers(i) for t in scan.tracks) for i in range(n)) if scan.mode == "scene" else n
@@ -725,6 +758,7 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
     writer: VideoWriter | None = None
     audio_note = ""
     change = 0.0
+    kstats: list[dict[str, Any]] = []
     bar = tqdm(total=n, unit="frame", desc="restore", file=sys.stderr, dynamic_ncols=True, leave=False,
                disable=None if progress else True)
     try:
@@ -768,7 +802,12 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
         step = run if scan.mode == "crop" else run_scene
         ahead = 4 if (os.cpu_count() or 1) > 1 else 0
         pushed = 0
-        with pycodec.open(src, fields=codec_groups(codec), ahead=ahead) as reader:
+        if runner is None:
+            pushed, change, kstats = _keyframes_pass(src, scan, net, dev, geo, keyframe_policy, max_keyframes,
+                                                     writer, rep, bar, check)
+            builder = _NoSamples()
+        with contextlib.nullcontext([]) if runner is None else \
+                pycodec.open(src, fields=codec_groups(codec), ahead=ahead) as reader:
             for frame in reader:
                 if frame.index >= n:
                     break
@@ -809,12 +848,66 @@ def restore(src: str | os.PathLike, dst: str | os.PathLike, model: str = "mdvd",
                              model=os.fspath(checkpoint) if checkpoint is not None else f"{model}-{codec}",
                              device=str(dev), bp=bp, audio=audio_note,
                              face_found=scan.track.found_frac if scan.track is not None else 0.0,
-                             format=FORMATS[ext][0], mode=scan.mode, faces=len(scan.tracks), face_frames=face_frames)
+                             format=FORMATS[ext][0], mode=scan.mode, faces=len(scan.tracks), face_frames=face_frames,
+                             keyframes=tuple(kstats))
     if rep is not None:
         rows = [f"track {tr.id}: frames {tr.start}-{tr.end - 1}, face {tr.face_side:.0f} px, found in "
                 f"{int(tr.detected.sum())} searches" for tr in scan.tracks]
         rep.write(os.fspath(report), summary.line(), [f"mode: {scan.mode}", *rows])
     return summary
+
+
+class _NoSamples:
+    """The sample builder of a pass that wrote its frames itself."""
+
+    def finish(self) -> Iterator[dict[str, Any]]:
+        return iter(())
+
+
+def _keyframes_pass(src: str, scan: _Scan, net: Any, dev: Any, geo: SC.Geometry, policy: str, max_keyframes: int,
+                    writer: Any, rep: Any, bar: Any, check: Callable[[], None]) -> tuple[int, float, list[dict[str, Any]]]:
+    """Keyframes-GAN over the video, frames in display order, one bank per face track
+    (:mod:`pycodec.keyrestore`); returns (frames written, summed mean |change| in Y, bank stats)."""
+    from . import keyrestore as KR
+
+    side = int(getattr(net.cfg, "frame_size", 256)) if hasattr(net, "cfg") else 256
+    faces = []
+    for tr in scan.tracks if scan.mode == "scene" else [None]:
+        if tr is None:  # a face crop: the whole frame is its window
+            faces.append((None, (geo.height, geo.width), side / max(geo.height, geo.width)))
+        else:
+            faces.append((tr, SC.window_size(tr, geo), SC.model_scale(tr, side)))
+    streams = [KR.FaceStream(net, dev, policy, max_keyframes) for _ in faces]
+    change, n = 0.0, 0
+    with pycodec.open(src, fields="decoded") as reader:
+        for frame in reader:
+            t = frame.index
+            if t >= len(scan.pts):
+                break
+            decoded = {k: frame.arrays[f"decoded/{k}"] for k in "yuv"}
+            comp = SC.Composite(decoded)
+            for (tr, size, k), stream in zip(faces, streams):
+                if tr is None:
+                    win, box = (0, 0, geo.height, geo.width), scan.track.boxes[t]
+                    mask = np.ones((geo.height, geo.width), np.float32)
+                elif tr.covers(t):
+                    box = tr.box(t)
+                    win = SC.window_at(box, size, geo)
+                    mask = SC.feather_mask(win, box)
+                else:
+                    continue
+                d = KR.face_change(stream, t, bool(frame.key or frame.type == "I"), decoded, win, box, k, F.landmarks)
+                if d is not None:
+                    comp.add(win, d, mask)
+            planes = comp.finish()
+            change += float(np.abs(planes["y"].astype(np.int16) - decoded["y"]).mean())
+            if rep is not None:
+                rep.add(t, decoded, planes)
+            writer.write(planes["y"], planes["u"], planes["v"], scan.pts[t])
+            n += 1
+            bar.update(1)
+            check()
+    return n, change, [s.bank.stats() for s in streams]
 
 
 def _new_file_mode() -> int:

@@ -533,3 +533,50 @@ def test_batch_refusals(folder, ckpt, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     _refused(capsys, tmp_path, empty, tmp_path / "o", "--checkpoint", ckpt["model"], needles=("no video files found",))
+
+
+# ---------------------------------------------------------------------- Keyframes-GAN
+
+
+def _keyframes_checkpoint(path: Path, change: float) -> Path:
+    import torch
+
+    from pycodec.models import KeyframesConfig, KeyframesGenerator, save_checkpoint
+
+    torch.manual_seed(0)
+    net = KeyframesGenerator(KeyframesConfig.preset("tiny", backbone="mnv3_small"))
+    if change:
+        with torch.no_grad():  # the head's last conv starts at zero (output = input): make it change things
+            net.head[-1].weight.normal_(0, change)
+    return save_checkpoint(path, net, meta={"codec": "h264", "note": "test model"}, arch="keyframes")
+
+
+@pytest.fixture(scope="module")
+def kckpt(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("keyframes-ckpt")
+    return {"model": _keyframes_checkpoint(d / "kf.pt", 0.02), "identity": _keyframes_checkpoint(d / "kf0.pt", 0.0)}
+
+
+def test_keyframes_streams_the_i_frames(media, kckpt, tmp_path, capsys):
+    """--model keyframes: the bank takes the stream's I-frames (the clip has one, frame 0), every
+    frame chooses it, and the summary says so; an identity generator leaves every frame as decoded."""
+    rc, so, se = run(capsys, "restore", media["clip"], tmp_path / "k.mkv", "--model", "keyframes",
+                     "--checkpoint", kckpt["model"], "--max-keyframes", "3")
+    assert rc == 0, se
+    assert "face 0 keyframes: 1 I-frames taken, 1 used, chosen 0:12" in so, so
+    dec, res = planes(media["clip"]), planes(tmp_path / "k.mkv")
+    assert len(res) == 12 and any((r != d).any() for r, d in zip(res, dec))
+    s = pycodec.restore(media["small_face"], tmp_path / "k0.mkv", model="keyframes", checkpoint=kckpt["identity"],
+                        progress=False, keyframe_policy="maxdist")
+    assert s.mode == "scene" and s.keyframes[0]["policy"] == "maxdist"
+    for r, d in zip(planes(tmp_path / "k0.mkv"), planes(media["small_face"])):
+        np.testing.assert_array_equal(r, d)
+
+
+def test_keyframes_refusals(media, ckpt, kckpt, tmp_path, capsys):
+    _refused(capsys, tmp_path, media["clip"], tmp_path / "o.mkv", "--model", "keyframes", "--checkpoint", ckpt["model"],
+             needles=("a mdvd checkpoint, not a keyframes one", "--model mdvd"))
+    _refused(capsys, tmp_path, media["clip"], tmp_path / "o.mkv", "--checkpoint", kckpt["model"],
+             needles=("a keyframes checkpoint", "--model keyframes"))
+    _refused(capsys, tmp_path, media["clip"], tmp_path / "o.mkv", "--model", "keyframes", "--checkpoint",
+             kckpt["model"], "--max-keyframes", "0", needles=("--max-keyframes 0",))

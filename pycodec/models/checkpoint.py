@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 FORMAT = "pycodec-checkpoint/1"
-ARCHS = ("mdvd",)
+ARCHS = ("mdvd", "keyframes")
 
 
 class CheckpointError(ValueError):
@@ -109,6 +109,13 @@ def build_model(arch: str, config: dict[str, Any]) -> nn.Module:
         from .mdvd import MDVDConfig, MDVDNet
 
         return MDVDNet(MDVDConfig.from_dict(config))
+    if arch == "keyframes":
+        from .keyframes import KeyframesConfig, KeyframesGenerator, make_backbone
+
+        cfg = KeyframesConfig.from_dict(config)
+        # the backbone's weights (a frozen VGG's too) are in the checkpoint's state_dict
+        kw = {"allow_random": True} if cfg.backbone == "vgg19" else {}
+        return KeyframesGenerator(cfg, make_backbone(cfg.backbone, **kw))
     raise ValueError(f"unknown architecture {arch!r}")
 
 
