@@ -10,7 +10,9 @@ Where FFmpeg comes from:
   default 2), PYCODEC_FFMPEG_TARBALL a local copy of FFmpeg's tarball (see the script).
 
 FFmpeg is linked statically with its symbols hidden, so the module can share a process with PyAV
-and its own FFmpeg.
+and its own FFmpeg.  FFmpeg's licence (LGPL 2.1 or later) travels with the build: its own
+COPYING.LGPLv2.1 and LICENSE.md, copied from the source tree that was compiled, go into
+pycodec/_licenses/ (NOTICE.md says what is linked and where its source is).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ BUILD_DIR = ROOT / "build"
 PREFIX_FROM_ENV = bool(os.environ.get("FFMPEG_PREFIX"))
 FFMPEG_PREFIX = Path(os.environ.get("FFMPEG_PREFIX") or BUILD_DIR / "ffmpeg").resolve()
 FFMPEG_LIBS = [FFMPEG_PREFIX / "lib" / f"lib{name}.a" for name in ("avformat", "avcodec", "avutil")]
+# FFmpeg's own licence files, shipped next to the module that links it
+FFMPEG_LICENSES = ("COPYING.LGPLv2.1", "LICENSE.md")
 
 
 def build_ffmpeg() -> None:
@@ -61,6 +65,19 @@ class BuildExt(build_ext):
                 "run `make ffmpeg`, or unset FFMPEG_PREFIX to have setup.py build it"
             )
         super().run()
+        self.copy_licenses()
+
+    def copy_licenses(self) -> None:
+        """FFmpeg's licence files from the compiled source tree into pycodec/_licenses/."""
+        src = Path(os.environ.get("FFMPEG_SOURCE") or FFMPEG_PREFIX.parent / "ffmpeg-src")
+        missing = [n for n in FFMPEG_LICENSES if not (src / n).is_file()]
+        if missing:
+            sys.exit(f"error: {src / missing[0]} is missing: FFmpeg's licence must ship with the module; "
+                     "set FFMPEG_SOURCE to the FFmpeg source tree that was built")
+        dest = (ROOT if self.inplace else Path(self.build_lib)) / "pycodec" / "_licenses"
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in FFMPEG_LICENSES:
+            self.copy_file(str(src / name), str(dest / f"FFmpeg-{name}"))
 
 
 sources = sorted(os.path.relpath(p, ROOT) for p in glob(str(ROOT / "csrc" / "*.cpp")))

@@ -121,6 +121,13 @@ def test_installed_module_is_the_venvs(installed, tmp_path):
     core_file, version = p.stdout.split()
     assert Path(core_file).is_relative_to(installed.parent), core_file
     assert version.startswith("5.1.9")
+    # FFmpeg's licence travels with the module that links it, and our notice with the distribution
+    src = installed.parent.parent / "src" / "build" / "ffmpeg-src"
+    for name in ("COPYING.LGPLv2.1", "LICENSE.md"):
+        shipped = Path(core_file).parent / "_licenses" / f"FFmpeg-{name}"
+        assert shipped.read_bytes() == (src / name).read_bytes(), name
+    notices = list(installed.parent.glob("lib/python*/site-packages/pycodec-*.dist-info/licenses/NOTICE.md"))
+    assert len(notices) == 1 and "FFmpeg 5.1.9" in notices[0].read_text()
 
 
 @pytest.mark.parametrize("codec", ["libx264", "libx265"])
