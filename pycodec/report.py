@@ -9,7 +9,6 @@ import base64
 import html
 import io
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -115,16 +114,8 @@ class RestoreReport:
                 f"<body style='font-family:sans-serif'><h2>pycodec restore</h2><p>{html.escape(summary)}</p>"
                 f"<ul>{rows}</ul><img alt='input, restored, difference' style='max-width:100%' "
                 f"src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'></body></html>\n")
-        store.check_replaceable(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".html",
-                                   dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+        def write(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8") as f:
                 f.write(page)
-            os.chmod(tmp, store.new_file_mode())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+
+        return store.write_atomically(path, write, ".html")

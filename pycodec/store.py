@@ -144,6 +144,26 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def write_atomically(path: str, write: Any, suffix: str = "") -> str:
+    """Make ``path`` by ``write(tmp)`` on a temporary file in its folder, renamed into place when
+    ``write`` returns: a reader never sees half a file, only a regular file is ever replaced
+    (:func:`check_replaceable`), the file gets a new file's permissions, and on any error or
+    signal the temporary file is removed."""
+    check_replaceable(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix,
+                               dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def package_version() -> str:
     """The pycodec version string recorded in every file."""
     return _pkg.__version__

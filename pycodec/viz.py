@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import matplotlib
@@ -424,23 +423,7 @@ def save_frame_figure(f: store.ExtractedFile | str | os.PathLike, n: int, out: s
 def save_figure(fig: Any, out: str | os.PathLike) -> str:
     """Write ``fig`` to the PNG ``out`` atomically (temporary file, then rename) and close it. Only a
     regular file is ever replaced: a FIFO or a device node at ``out`` is refused (StoreError)."""
-    out = os.fspath(out)
     try:
-        store.check_replaceable(out)
-        folder = os.path.dirname(os.path.abspath(out))
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".png", dir=folder)
-        os.close(fd)
-    except BaseException:
-        plt.close(fig)
-        raise
-    try:
-        fig.savefig(tmp, format="png")
-        os.chmod(tmp, store.new_file_mode())
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return store.write_atomically(os.fspath(out), lambda tmp: fig.savefig(tmp, format="png"), ".png")
     finally:
         plt.close(fig)
-    return out

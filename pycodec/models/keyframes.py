@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -117,13 +117,9 @@ class KeyframesConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> KeyframesConfig:
         """Inverse of :meth:`to_dict`; missing keys take the defaults, unknown keys are an error."""
-        if not isinstance(d, dict):
-            raise ValueError(f"a Keyframes-GAN config must be a mapping, got {type(d).__name__}")  # noqa: TRY004
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown Keyframes-GAN config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        from .config_io import checked_mapping
+
+        return cls(**checked_mapping(cls, d, "Keyframes-GAN"))
 
     @property
     def fused_scales(self) -> tuple[int, ...]:

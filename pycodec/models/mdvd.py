@@ -14,7 +14,7 @@ CPU-sized variants.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -179,13 +179,9 @@ class MDVDConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MDVDConfig:
         """Inverse of :meth:`to_dict`; missing keys take the defaults, unknown keys are an error."""
-        if not isinstance(d, dict):
-            raise ValueError(f"an MDVD-Net config must be a mapping, got {type(d).__name__}")  # noqa: TRY004
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown MDVD-Net config keys {unknown}; known keys: {sorted(known)}")
-        d = dict(d)
+        from .config_io import checked_mapping
+
+        d = checked_mapping(cls, d, "MDVD-Net")
         if "landmark_sigma" in d and isinstance(d["landmark_sigma"], int) and not isinstance(d["landmark_sigma"], bool):
             d["landmark_sigma"] = float(d["landmark_sigma"])
         return cls(**d)
