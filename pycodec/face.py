@@ -1,5 +1,7 @@
 """Faces: dlib's HOG detector, the 68-point shape predictor shipped by the PyPI package
-``face-recognition-models``, and following one face through a video (one smoothed box per frame).
+``face-recognition-models``, one face per frame for the dataset's crops (choose, cut into shots,
+smooth), crops and coordinates; :class:`FaceTrack`, the crop mode's view of a face.  Finding faces
+of any size and following several is :mod:`pycodec.facedet` and :mod:`pycodec.tracks`.
 
 ``make dataset`` uses these on the source video (crops) and on the decoded crops (landmarks), and
 ``pycodec restore`` on the decoded frames of its input, so both see the same boxes and landmarks.
@@ -11,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -241,12 +243,13 @@ def rescale_boxes(boxes: np.ndarray, src: tuple[int, int], dst: tuple[int, int])
     return np.asarray(boxes, np.float64)[..., :4] * k
 
 
-# ---------------------------------------------------------------------- following a face through a video
+# ---------------------------------------------------------------------- one face through a whole video
 
 
 @dataclass
 class FaceTrack:
-    """One face through a video: smoothed boxes per frame and what the detector saw.
+    """One face through a whole video (``pycodec restore``'s crop mode, made from a
+    :class:`pycodec.tracks.Track`): smoothed boxes per frame and what the detector saw.
 
     ``boxes`` (N, 4) ``x0, y0, x1, y1`` in frame pixels (square faces of the smoothed size);
     ``attempted``/``detected`` (N,) which frames the detector ran on and found a face in;
@@ -270,37 +273,3 @@ class FaceTrack:
         better taken from the last frame that had one)."""
         tried = np.flatnonzero(self.attempted[: t + 1])
         return bool(len(tried)) and not bool(self.detected[tried[-1]])
-
-
-@dataclass
-class FaceTracker:
-    """Follows a face through frames given one at a time (:meth:`add`), searching every ``every``
-    frames with :func:`detect_scaled`; :meth:`finish` smooths the track (:func:`track`)."""
-
-    every: int = 5
-    settings: TrackSettings = field(default_factory=TrackSettings)
-    side: int = DETECT_SIDE
-    dets: list[np.ndarray] = field(default_factory=list)
-    attempted: list[bool] = field(default_factory=list)
-    size: tuple[int, int] = (0, 0)
-
-    def add(self, gray: np.ndarray) -> None:
-        """Account the next frame (its luma plane)."""
-        t = len(self.dets)
-        self.size = gray.shape[:2]
-        if t % max(1, self.every) == 0:
-            self.dets.append(detect_scaled(gray, self.side))
-            self.attempted.append(True)
-        else:
-            self.dets.append(np.zeros((0, 5)))
-            self.attempted.append(False)
-
-    def finish(self, fps: float) -> FaceTrack:
-        """The smoothed track; :class:`NoFaceError` when too few searched frames had a face."""
-        attempted = np.array(self.attempted, bool)
-        face_box, _ = track(self.dets, fps, self.settings, attempted)
-        chosen = choose_faces(self.dets)
-        ok = ~np.isnan(chosen[:, 0])
-        sides = np.maximum(chosen[ok, 2] - chosen[ok, 0], chosen[ok, 3] - chosen[ok, 1])
-        rel = float(np.median(sides)) / max(self.size) if len(sides) else 0.0
-        return FaceTrack(face_box, attempted, ok, rel, tuple(self.size))

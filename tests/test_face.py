@@ -106,25 +106,6 @@ class TestDetectAndLandmarks:
             errs.append(np.linalg.norm(scene.to_frame(ref, t) - lm, axis=1))
         assert np.median(errs) < 3.0, np.median(errs)
 
-    def test_tracker_searches_every_k_frames_and_follows(self):
-        scene = TalkingHead(96, 96, 25, 1)
-        tr = face.FaceTracker(every=4)
-        for t in range(10):
-            tr.add(_grey(scene.frame(t)))
-        track = tr.finish(25.0)
-        assert track.attempted.tolist() == [t % 4 == 0 for t in range(10)]
-        assert track.detected.tolist() == track.attempted.tolist() and track.found_frac == 1.0
-        assert 0.25 < track.face_size < 0.6 and track.boxes.shape == (10, 4) and track.size == (96, 96)
-        assert not any(track.missed(t) for t in range(10))
-
-    def test_tracker_without_a_face(self):
-        tr = face.FaceTracker(every=2)
-        ys, xs = np.mgrid[0:64, 0:64]
-        for t in range(6):
-            tr.add(((xs * 3 + ys + 5 * t) % 256).astype(np.uint8))
-        with pytest.raises(face.NoFaceError, match="0 of 3 frames searched"):
-            tr.finish(25.0)
-
     def test_missed_searches(self):
         att = np.array([1, 0, 1, 0, 1, 0], bool)
         det = np.array([1, 0, 0, 0, 1, 0], bool)
