@@ -26,10 +26,11 @@ MULTIPLE = 16  # the generator takes sides that are multiples of 16
 
 
 def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """One yuv420p picture (BT.601 limited range) -> RGB float32 (H, W, 3) in [0, 1] (swscale)."""
-    from .report import to_rgb
+    """One yuv420p picture (BT.601 limited range) -> RGB float32 (H, W, 3) in [0, 1], converted as
+    the training data is (:func:`pycodec.nn.keyframes_data.yuv420_to_rgb`: bilinear chroma)."""
+    from .nn.keyframes_data import yuv420_to_rgb
 
-    return to_rgb(y, u, v).astype(np.float32) / 255.0
+    return np.ascontiguousarray(np.asarray(yuv420_to_rgb(y, u, v)).transpose(1, 2, 0), np.float32)
 
 
 def rgb_change_to_yuv(d: np.ndarray) -> dict[str, np.ndarray]:
