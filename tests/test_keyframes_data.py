@@ -88,7 +88,7 @@ def _rgb(path, group, t):
 def _sws(y, u, v, accurate=True):
     """swscale (PyAV) yuv420p -> rgb24: with ``accurate`` full-chroma bilinear interpolation and
     accurate rounding; else PyAV's default flags (swscale's unscaled path: chroma replicated)."""
-    av = pytest.importorskip("av")
+    import av
     from av.video.reformatter import Interpolation as I
 
     h, w = y.shape

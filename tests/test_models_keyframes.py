@@ -189,7 +189,7 @@ class TestBackbones:
 
     @pytest.mark.parametrize("name", ["mnv3_small", "mnv3_large"])
     def test_factory_mobilenet(self, name):
-        mob = pytest.importorskip("pycodec.models.mobilenet", reason="pycodec/models/mobilenet.py not written yet")
+        from pycodec.models import mobilenet as mob
         bb = make_backbone(name)
         assert isinstance(bb, mob.MobileNetV3Features) and len(bb.channels) == 4
         with torch.inference_mode():
@@ -504,7 +504,6 @@ class TestKeyframesGenerator:
 
     @pytest.mark.parametrize("kind", ["small", "large"])
     def test_mobilenet_backbones(self, kind):
-        pytest.importorskip("pycodec.models.mobilenet", reason="pycodec/models/mobilenet.py not written yet")
         g = KeyframesGenerator(KeyframesConfig.preset("compact", backbone=f"mnv3_{kind}"))
         assert g.channels == g.backbone.channels
         assert g.ups[0].conv1[0].in_channels == g.channels[3] and g.ups[3].conv2[0].out_channels == 16

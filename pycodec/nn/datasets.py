@@ -35,7 +35,34 @@ def _attr(v: Any) -> Any:
     return v.decode() if isinstance(v, bytes) else v
 
 
-class CodecWindowDataset(Dataset):
+class ShardFiles:
+    """Lazily opened HDF5 handles of ``self.paths``, one set per process: a worker process forked
+    by a DataLoader opens its own (HDF5 handles must not cross a fork), and pickling drops them."""
+
+    paths: list[str]
+    _pid: int = -1
+    _handles: dict[int, h5py.File]
+
+    def _file(self, i: int) -> h5py.File:
+        if self._pid != os.getpid():  # a new worker process: never share handles across a fork
+            self._pid, self._handles = os.getpid(), {}
+        if i not in self._handles:
+            self._handles[i] = h5py.File(self.paths[i], "r")
+        return self._handles[i]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"], state["_pid"] = {}, -1
+        return state
+
+    def close(self) -> None:
+        """Close the HDF5 handles this process opened."""
+        for h in self._handles.values():
+            h.close()
+        self._handles = {}
+
+
+class CodecWindowDataset(ShardFiles, Dataset):
     """Samples = (file, centre frame t): each field of ``fields`` as a window (2n+1, ...) of frames
     t-n..t+n (``edge='replicate'`` repeats the first/last frame, ``'skip'`` only uses centres with a
     full window), each of ``center_fields`` for frame t only.
@@ -151,24 +178,6 @@ class CodecWindowDataset(Dataset):
         off = meta["top"] if axis == 0 else meta["left"]
         g = meta["grid"]
         return [k * g - off for k in range((off + g - 1) // g, (off + extent) // g + 1) if k * g - off + size <= extent]
-
-    def _file(self, i: int) -> h5py.File:
-        if self._pid != os.getpid():  # a new worker process: never share handles across a fork
-            self._pid, self._handles = os.getpid(), {}
-        if i not in self._handles:
-            self._handles[i] = h5py.File(self.paths[i], "r")
-        return self._handles[i]
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_handles"], state["_pid"] = {}, -1
-        return state
-
-    def close(self) -> None:
-        """Close the HDF5 handles this process opened."""
-        for h in self._handles.values():
-            h.close()
-        self._handles = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops/flips (the same epoch gives the same samples)."""

@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .datasets import ShardFiles
+
 TRAIN_REFS = ("gt_offset", "decoded_prev_iframe")
 AUG_P = 0.2          # probability of each augmentation (REL)
 SHIFT_MAX = 0.13     # largest shift, fraction of the side
@@ -101,7 +103,7 @@ def _attr(v: Any) -> Any:
     return v.decode() if isinstance(v, bytes) else v
 
 
-class KeyframesDataset(Dataset):
+class KeyframesDataset(ShardFiles, Dataset):
     """Keyframes-GAN samples (models.md 2.4) over dataset shards (``make dataset``).
 
     Samples are the frames t with t % ``every`` == 0 of each shard (file frame indices) that have a
@@ -234,24 +236,6 @@ class KeyframesDataset(Dataset):
                 continue
             out.append((t, r))
         return out
-
-    def _file(self, i: int) -> h5py.File:
-        if self._pid != os.getpid():  # a new worker process: never share handles across a fork
-            self._pid, self._handles = os.getpid(), {}
-        if i not in self._handles:
-            self._handles[i] = h5py.File(self.paths[i], "r")
-        return self._handles[i]
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_handles"], state["_pid"] = {}, -1
-        return state
-
-    def close(self) -> None:
-        """Close the HDF5 handles this process opened."""
-        for h in self._handles.values():
-            h.close()
-        self._handles = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops and augmentations (the same epoch gives the same samples)."""
